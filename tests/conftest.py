@@ -1,0 +1,77 @@
+"""Fixtures for the real Kafka and Redis that `streamnlp services up` runs.
+
+A missing service fails the test with a message that says how to start it; it is never a skip.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+import redis.asyncio as aioredis
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streamnlp import ServiceNotRunning
+from streamnlp.config import ServiceSettings
+from streamnlp.services import KafkaCluster, RedisServer, require_kafka, require_redis
+
+
+@pytest.fixture(scope="session")
+def service_settings() -> ServiceSettings:
+    return ServiceSettings.from_env()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(service_settings: ServiceSettings) -> str:
+    """Bootstrap servers of the running local Kafka."""
+    bootstrap = KafkaCluster(service_settings).bootstrap_servers
+    try:
+        require_kafka(bootstrap)
+    except ServiceNotRunning as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return bootstrap
+
+
+@pytest.fixture(scope="session")
+def redis_url(service_settings: ServiceSettings) -> str:
+    """URL of the running local Redis."""
+    url = RedisServer(service_settings).url
+    try:
+        require_redis(url)
+    except ServiceNotRunning as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return url
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+NewTopicFactory = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+async def new_topic(kafka_bootstrap: str) -> AsyncIterator[NewTopicFactory]:
+    """Creates uniquely named topics for one test and deletes them afterwards."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    created: list[str] = []
+
+    async def create(partitions: int = 4, prefix: str = "test") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        created.append(name)
+        return name
+
+    try:
+        yield create
+    finally:
+        if created:
+            await admin.delete_topics(created)
+        await admin.close()
