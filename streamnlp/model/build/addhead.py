@@ -1,0 +1,209 @@
+"""``streamnlp model add-head``: a new classifier head trained on frozen encoder features of a shipped model.
+
+Features come from the shipped ONNX itself (the pooled tensor that feeds the existing heads), so the new
+head sees exactly what the runtime computes, int8 encoder included. Training is a softmax regression
+in torch over cached features: seconds to minutes on CPU.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+from tqdm import tqdm
+
+from streamnlp.model.build.package import write_model_dir
+from streamnlp.model.evaluate import read_labelled_csv
+from streamnlp.model.manifest import CARD_FILE, MODEL_FILE, TOKENIZER_FILE, sha256
+from streamnlp.model.runtime import LabelModel, ModelError, verify
+
+POOLED_OUTPUT = "pooled"
+
+
+@dataclass(frozen=True)
+class HeadReport:
+    name: str
+    labels: list[str]
+    n_train: int
+    n_holdout: int
+    holdout_accuracy: float
+    version: str
+
+
+# Ops a (possibly int8-quantized) linear head is made of; walking back through them from a head's
+# output along the activation input reaches the pooled encoder output.
+_HEAD_OPS = {"Gemm", "MatMul", "Add", "Mul", "Cast", "MatMulInteger", "DynamicQuantizeLinear"}
+
+
+def pooled_tensor(graph: onnx.GraphProto, head: str) -> str:
+    """Name of the tensor feeding an existing head (the masked-mean pooled encoder output)."""
+    producers = {out: node for node in graph.node for out in node.output}
+    params = {i.name for i in graph.initializer}
+    tensor, steps = head, 0
+    while tensor in producers and producers[tensor].op_type in _HEAD_OPS and steps < 10:
+        tensor = next(i for i in producers[tensor].input if i not in params)
+        steps += 1
+    if tensor == head or tensor not in producers:
+        raise ModelError(f"cannot find the pooled encoder output feeding head {head!r} in the ONNX graph")
+    return tensor
+
+
+def _with_pooled_output(model: onnx.ModelProto, pooled: str) -> onnx.ModelProto:
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.graph.output.append(
+        helper.make_tensor_value_info(pooled, onnx.TensorProto.FLOAT, ["batch", "hidden"])
+    )
+    return probe
+
+
+def extract_features(model_dir: Path, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """Pooled encoder features ([n, hidden]) for ``texts`` from the shipped model."""
+    import onnxruntime as ort
+
+    model = onnx.load(str(model_dir / MODEL_FILE))
+    first_head = next(iter(LabelModel.load(model_dir).heads))
+    pooled = pooled_tensor(model.graph, first_head)
+    probe = _with_pooled_output(model, pooled)
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    runtime = LabelModel.load(model_dir)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    feats: np.ndarray | None = None
+    for start in tqdm(range(0, len(order), batch_size), desc="features", unit="batch"):
+        rows = order[start : start + batch_size]
+        ids, mask, _ = runtime.encode([texts[i] for i in rows])
+        (out,) = session.run([pooled], {"input_ids": ids, "attention_mask": mask})
+        if feats is None:
+            feats = np.zeros((len(texts), out.shape[1]), dtype=np.float32)
+        feats[rows] = out
+    if feats is None:
+        raise ModelError("no texts to extract features from")
+    return feats
+
+
+def train_head(
+    feats: np.ndarray, y: np.ndarray, n_classes: int, *, epochs: int = 300, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Full-batch softmax regression with weight decay; returns (weight [hidden, classes], bias)."""
+    import torch
+
+    torch.manual_seed(seed)
+    x = torch.from_numpy(feats)
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    xn = (x - mean) / std
+    target = torch.from_numpy(y)
+    lin = torch.nn.Linear(x.shape[1], n_classes)
+    opt = torch.optim.AdamW(lin.parameters(), lr=0.01, weight_decay=0.01)
+    for _ in tqdm(range(epochs), desc="head", unit="epoch", mininterval=5):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(lin(xn), target, label_smoothing=0.05).backward()
+        opt.step()
+    with torch.no_grad():
+        weight = (lin.weight / std).T  # fold the standardisation into the head
+        bias = lin.bias - (lin.weight * (mean / std)).sum(1)
+    return weight.numpy().astype(np.float32), bias.numpy().astype(np.float32)
+
+
+def next_version(version: str) -> str:
+    """``2026.11.23-1`` -> ``2026.11.23-2``; anything else gets ``-1`` appended."""
+    match = re.fullmatch(r"(.*)-(\d+)", version)
+    return f"{match.group(1)}-{int(match.group(2)) + 1}" if match else f"{version}-1"
+
+
+def add_head(
+    model_dir: Path, name: str, data: Path, out_dir: Path, *, holdout: float = 0.1, seed: int = 0
+) -> HeadReport:
+    """Train head ``name`` on ``data`` (text,label CSV) and write a new model version to ``out_dir``."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ModelError(f"head name {name!r} must be an identifier (letters, digits, underscore)")
+    runtime = LabelModel.load(model_dir)
+    if name in runtime.heads:
+        raise ModelError(f"head {name!r} already exists in {model_dir}")
+    texts, gold = read_labelled_csv(data)
+    labels = sorted(set(gold))
+    if len(labels) < 2:
+        raise ModelError(f"{data} needs at least two distinct labels")
+    y = np.array([labels.index(g) for g in gold], dtype=np.int64)
+    feats = extract_features(model_dir, texts)
+    idx = list(range(len(texts)))
+    random.Random(seed).shuffle(idx)
+    n_hold = int(len(idx) * holdout) if len(idx) >= 50 else 0
+    hold, train = np.array(idx[:n_hold], dtype=np.int64), np.array(idx[n_hold:], dtype=np.int64)
+    weight, bias = train_head(feats[train], y[train], len(labels), seed=seed)
+    acc = float(((feats[hold] @ weight + bias).argmax(1) == y[hold]).mean()) if n_hold else float("nan")
+    report = HeadReport(name, labels, len(train), n_hold, acc, next_version(runtime.version))
+    _write(model_dir, out_dir, runtime, report, weight, bias, data)
+    return report
+
+
+def _write(
+    model_dir: Path,
+    out_dir: Path,
+    runtime: LabelModel,
+    report: HeadReport,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    data: Path,
+) -> None:
+    name, labels, version = report.name, report.labels, report.version
+    model = onnx.load(str(model_dir / MODEL_FILE))
+    pooled = pooled_tensor(model.graph, next(iter(runtime.heads)))
+    model.graph.initializer.extend(
+        [numpy_helper.from_array(weight, f"{name}.weight"), numpy_helper.from_array(bias, f"{name}.bias")]
+    )
+    model.graph.node.append(
+        helper.make_node("Gemm", [pooled, f"{name}.weight", f"{name}.bias"], [name], name=f"head_{name}")
+    )
+    model.graph.output.append(
+        helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["batch", len(labels)])
+    )
+    onnx.checker.check_model(model)
+    manifest = verify(model_dir)
+    heads = {h: list(v) for h, v in runtime.heads.items()} | {name: labels}
+    added = dict(manifest.get("added_heads", {}))  # type: ignore[arg-type]
+    added[name] = {
+        "data_sha256": sha256(data),
+        "train_rows": report.n_train,
+        "holdout_rows": report.n_holdout,
+        "holdout_accuracy": round(report.holdout_accuracy, 4),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / MODEL_FILE
+        onnx.save(model, str(onnx_path))
+        tok = Path(tmp) / TOKENIZER_FILE
+        shutil.copyfile(model_dir / TOKENIZER_FILE, tok)
+        card = model_dir / CARD_FILE
+        card_text = card.read_text(encoding="utf-8") if card.exists() else ""
+        extra = {
+            k: v
+            for k, v in manifest.items()
+            if k not in {"name", "version", "max_length", "heads", "thresholds", "files", "created"}
+        }
+        extra["added_heads"] = added
+        write_model_dir(
+            out_dir,
+            onnx_path=onnx_path,
+            tokenizer_path=tok,
+            heads=heads,
+            name=runtime.name,
+            version=version,
+            max_length=runtime.max_length,
+            thresholds=dict(runtime.thresholds),
+            extra=extra,
+        )
+    (out_dir / CARD_FILE).write_text(
+        card_text
+        + f"\n\n## Added head `{name}` (version {version})\n\nTrained by `streamnlp model add-head` on "
+        f"`{data.name}` (sha256 {sha256(data)[:12]}) on frozen encoder "
+        f"features: {report.n_train} training rows, "
+        f"held-out accuracy {report.holdout_accuracy:.4f} on "
+        f"{report.n_holdout} rows. Labels: {', '.join(labels)}.\n",
+        encoding="utf-8",
+    )

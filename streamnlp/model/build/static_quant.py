@@ -1,0 +1,151 @@
+"""Static int8 quantization: activation scales fixed from calibration, so outputs are batch-invariant.
+
+``quantize_dynamic`` computes each activation's scale over the whole batch tensor (padding included), so a
+text's scores depend on which texts share its batch. Here every scale and zero point is a constant taken
+from calibration on training texts; each row is then quantized on its own and gives the same result in
+any batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+from tokenizers import Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+class TextCalibrationReader(CalibrationDataReader):
+    """Feeds calibration texts one at a time (batch 1, unpadded), as the runtime tokenizes them."""
+
+    def __init__(self, texts: Sequence[str], tokenizer_json: Path, max_length: int) -> None:
+        tok = Tokenizer.from_file(str(tokenizer_json))
+        tok.no_padding()
+        tok.enable_truncation(max_length)
+        self._ids = [e.ids for e in tok.encode_batch(list(texts))]
+        self._it: Iterator[list[int]] = iter(self._ids)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        ids = next(self._it, None)
+        if ids is None:
+            return None
+        arr = np.asarray([ids], dtype=np.int64)
+        return {"input_ids": arr, "attention_mask": np.ones_like(arr)}
+
+    def rewind(self) -> None:
+        self._it = iter(self._ids)
+
+
+def weight_matmuls(model_path: Path) -> list[str]:
+    """Names of the MatMul nodes whose second input is a constant weight (not activation x activation)."""
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    weights = {i.name for i in graph.initializer}
+    return [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+
+
+def fold_matmul_bias(model: onnx.ModelProto) -> int:
+    """Rewrite ``DQ(x_q) @ DQ(W_q) + bias`` into one com.microsoft ``MatMulIntegerToFloat`` with the bias
+    fused (onnxruntime's own QDQ fusion leaves the Add, one extra node per MatMul); returns the count."""
+    graph = model.graph
+    consts = {i.name for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    users: dict[str, list[onnx.NodeProto]] = {}
+    for n in graph.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    dropped: set[int] = set()
+    fused: dict[int, onnx.NodeProto] = {}
+    for mm in graph.node:
+        if mm.op_type != "MatMul":
+            continue
+        dqx, dqw = producer.get(mm.input[0]), producer.get(mm.input[1])
+        nexts = users.get(mm.output[0], [])
+        if dqx is None or dqw is None or len(nexts) != 1:
+            continue
+        add = nexts[0]
+        bias = [i for i in add.input if i != mm.output[0]]
+        w_axis = next((a.i for a in dqw.attribute if a.name == "axis"), 1)  # per-channel must be per column
+        if not (
+            dqx.op_type == dqw.op_type == "DequantizeLinear"
+            and len(dqx.input) == len(dqw.input) == 3
+            and w_axis in (1, -1)
+            and add.op_type == "Add"
+            and len(bias) == 1
+            and bias[0] in consts
+            and dqw.input[0] in consts
+            and len(users[dqx.output[0]]) == len(users[dqw.output[0]]) == 1
+        ):
+            continue
+        inputs = [dqx.input[0], dqw.input[0], dqx.input[1], dqw.input[1], dqx.input[2], dqw.input[2], bias[0]]
+        fused[id(add)] = onnx.helper.make_node(
+            "MatMulIntegerToFloat", inputs, [add.output[0]], name=f"{mm.name}_int8", domain="com.microsoft"
+        )
+        dropped |= {id(dqx), id(dqw), id(mm)}
+    nodes = [fused.get(id(n), n) for n in graph.node if id(n) not in dropped]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    if fused and not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
+    return len(fused)
+
+
+def quantize_static_int8(
+    fp32_onnx: Path,
+    out_onnx: Path,
+    calibration_texts: Sequence[str],
+    tokenizer_json: Path,
+    max_length: int = 128,
+    *,
+    nodes_to_exclude: Sequence[str] = (),
+) -> None:
+    """Shape-infer and pre-optimise ``fp32_onnx``, calibrate (MinMax) on ``calibration_texts`` (training
+    data only) and write a static int8 model to ``out_onnx``.
+
+    Only weight MatMuls are quantized (per-channel QInt8 weights, QUInt8 activations with fixed scales);
+    their outputs stay float and each becomes QuantizeLinear + MatMulIntegerToFloat with the bias fused.
+    ``nodes_to_exclude`` keeps named MatMuls (e.g. ones fed by outlier activations) in fp32.
+    """
+    if not calibration_texts:
+        raise ValueError("static quantization needs calibration texts")
+    out_onnx.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_onnx.parent) as tmp:
+        prepped = Path(tmp) / "prep.onnx"
+        quant_pre_process(str(fp32_onnx), str(prepped), auto_merge=True)
+        excluded = set(nodes_to_exclude)
+        quantized = Path(tmp) / "qdq.onnx"
+        quantize_static(
+            str(prepped),
+            str(quantized),
+            TextCalibrationReader(calibration_texts, tokenizer_json, max_length),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["MatMul"],
+            nodes_to_quantize=[n for n in weight_matmuls(prepped) if n not in excluded],
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"MatMulConstBOnly": True, "OpTypesToExcludeOutputQuantization": ["MatMul"]},
+        )
+        model = onnx.load(str(quantized))
+        folded = fold_matmul_bias(model)
+        onnx.save(model, str(out_onnx))
+    log.info(
+        "static int8: %d calibration texts, %d MatMuls excluded, %d biases fused -> %s",
+        len(calibration_texts),
+        len(excluded),
+        folded,
+        out_onnx,
+    )

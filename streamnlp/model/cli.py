@@ -1,0 +1,225 @@
+"""``streamnlp model ...``: build, evaluate and extend the label model.
+
+``eval`` needs only the runtime; ``build`` and ``add-head`` import torch lazily and say how to get it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import logging
+from pathlib import Path
+
+import click
+
+from streamnlp.model.manifest import read_json
+
+DEFAULT_MODEL = Path("models/squeezebert-int8")
+STOP_STAGES = ("teacher", "student", "export", "package", "report")
+
+
+def _require_training_deps() -> None:
+    missing = [m for m in ("torch", "onnx", "safetensors", "tqdm") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise click.ClickException(
+            f"missing training dependencies ({', '.join(missing)}): pip install -e '.[train]'"
+        )
+
+
+@click.group("model")
+def model() -> None:
+    """Build, evaluate and extend the sentiment/intent model."""
+
+
+@model.command("build")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML file overriding BuildConfig fields ([teacher_schedule], [student_schedule], [student]).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Labelled training data (default ../shared/data).",
+)
+@click.option(
+    "--eval-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Public test splits, reported on only (default ../shared/eval).",
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Checkpoints and fp32/teacher ONNX (default build/model; stages found there are reused).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Shipped model directory (default models/squeezebert-int8).",
+)
+@click.option(
+    "--stop-after",
+    type=click.Choice(STOP_STAGES),
+    default="report",
+    show_default=True,
+    help="Last stage to run.",
+)
+@click.option("--max-steps", type=int, default=0, help="Cap training steps per stage (smoke builds).")
+def build_cmd(
+    config_path: Path | None,
+    data_dir: Path | None,
+    eval_dir: Path | None,
+    work_dir: Path | None,
+    out_dir: Path | None,
+    stop_after: str,
+    max_steps: int,
+) -> None:
+    """MiniLM -> multi-task teacher -> distilled grouped SqueezeBERT -> int8 ONNX -> report and model card.
+
+    Runs on CPU with progress bars; the default schedule takes about an hour on 2 cores.
+    """
+    _require_training_deps()
+    from streamnlp.model.build.config import BuildConfig
+    from streamnlp.model.build.pipeline import build
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    cfg = BuildConfig()
+    if config_path is not None:
+        cfg = cfg.with_overrides(config_path)
+    given = {"data_dir": data_dir, "eval_dir": eval_dir, "work_dir": work_dir, "out_dir": out_dir}
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None})
+    if max_steps:
+        cfg = dataclasses.replace(
+            cfg,
+            teacher_schedule=dataclasses.replace(cfg.teacher_schedule, max_steps=max_steps),
+            student_schedule=dataclasses.replace(cfg.student_schedule, max_steps=max_steps),
+        )
+    build(cfg, stop_after=stop_after)
+
+
+@model.command("eval")
+@click.option(
+    "--data",
+    "data",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV with 'text' and 'label' columns.",
+)
+@click.option("--head", required=True, help="Head to score, e.g. sentiment, intent_banking.")
+@click.option(
+    "--model",
+    "model_dir",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Model directory.",
+)
+@click.option(
+    "--restrict-to-gold",
+    is_flag=True,
+    help="Only choose among labels present in the CSV (e.g. binary sentiment sets without neutral).",
+)
+@click.option("--worst", default=10, show_default=True, help="How many confusions to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def eval_cmd(
+    data: Path, head: str, model_dir: Path, restrict_to_gold: bool, worst: int, as_json: bool
+) -> None:
+    """Accuracy, macro-F1, macro-recall and the worst confusions of one head on a labelled CSV."""
+    from streamnlp.model.evaluate import evaluate_csv
+    from streamnlp.model.runtime import LabelModel, ModelError
+
+    try:
+        runtime = LabelModel.load(model_dir)
+        result = evaluate_csv(runtime, data, head, restrict_to_gold=restrict_to_gold, worst=worst)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    report = result.report
+    if as_json:
+        payload = report.to_dict() | {"confusions": report.confusions, "model": runtime.version, "head": head}
+        click.echo(json.dumps(payload, indent=2))
+        return
+    click.echo(f"model {runtime.name} {runtime.version}  head {head}  rows {report.n}")
+    click.echo(f"accuracy      {report.accuracy:.4f}")
+    click.echo(f"macro-F1      {report.macro_f1:.4f}")
+    click.echo(f"macro-recall  {report.macro_recall:.4f}")
+    if report.oos_recall is not None:
+        click.echo(f"in-scope acc  {report.in_scope_accuracy:.4f}")
+        click.echo(f"oos recall    {report.oos_recall:.4f}")
+    if result.unknown_gold:
+        click.echo(f"gold labels this head cannot produce (always wrong): {', '.join(result.unknown_gold)}")
+    if report.confusions:
+        click.echo("worst confusions (gold -> predicted: count):")
+        for gold_label, pred_label, n in report.confusions:
+            click.echo(f"  {gold_label} -> {pred_label}: {n}")
+
+
+@model.command("add-head")
+@click.option("--name", required=True, help="New head name (identifier), e.g. intent_medical.")
+@click.option(
+    "--data",
+    "data",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Training CSV with 'text' and 'label' columns.",
+)
+@click.option(
+    "--model",
+    "model_dir",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Model to extend.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write the new model version (default: replace --model in place).",
+)
+@click.option(
+    "--holdout", default=0.1, show_default=True, help="Fraction of rows held out to report accuracy."
+)
+def add_head_cmd(name: str, data: Path, model_dir: Path, out_dir: Path | None, holdout: float) -> None:
+    """Train a new intent head on your CSV (frozen encoder features, minutes on CPU); write a new version."""
+    _require_training_deps()
+    from streamnlp.model.build.addhead import add_head
+    from streamnlp.model.runtime import ModelError
+
+    try:
+        report = add_head(model_dir, name, data, out_dir or model_dir, holdout=holdout)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"head {report.name}: {len(report.labels)} labels, {report.n_train} training rows, "
+        f"held-out accuracy {report.holdout_accuracy:.4f} on {report.n_holdout} rows; "
+        f"wrote version {report.version} to {out_dir or model_dir}"
+    )
+
+
+@model.command("info")
+@click.option(
+    "--model",
+    "model_dir",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Model directory.",
+)
+def info_cmd(model_dir: Path) -> None:
+    """Verify a model directory against its manifest and print name, version and heads."""
+    from streamnlp.model.runtime import LabelModel, ModelError
+
+    try:
+        runtime = LabelModel.load(model_dir)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    manifest = read_json(model_dir / "manifest.json")
+    click.echo(
+        f"{runtime.name} {runtime.version} "
+        f"(max_length {runtime.max_length}, created {manifest.get('created')})"
+    )
+    for head, labels in runtime.heads.items():
+        click.echo(f"  {head}: {len(labels)} labels")

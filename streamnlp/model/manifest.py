@@ -1,0 +1,36 @@
+"""The model directory contract: which files it holds and their sha256, read and written in one place."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import orjson
+
+MANIFEST = "manifest.json"
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+LABELS_FILE = "labels.json"
+CARD_FILE = "MODEL_CARD.md"
+HASHED_FILES = (MODEL_FILE, TOKENIZER_FILE, LABELS_FILE)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_json(path: Path) -> dict[str, object]:
+    return orjson.loads(path.read_bytes())
+
+
+def write_json(path: Path, data: object) -> None:
+    path.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+
+
+def file_hashes(model_dir: Path, names: tuple[str, ...] = HASHED_FILES) -> dict[str, str]:
+    """sha256 of each named file that exists in ``model_dir``."""
+    return {name: sha256(model_dir / name) for name in names if (model_dir / name).exists()}

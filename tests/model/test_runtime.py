@@ -1,0 +1,151 @@
+"""The shipped model loads, verifies itself, and labels text consistently."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from streamnlp.model.manifest import MANIFEST, read_json, sha256
+from streamnlp.model.runtime import LabelModel, ModelError
+from tests.model._shipped import SHIPPED
+
+HEADS = {"sentiment", "intent_ecommerce", "intent_banking", "intent_general"}
+
+
+def _copy(tmp_path: Path) -> Path:
+    dest = tmp_path / "model"
+    shutil.copytree(SHIPPED, dest)
+    return dest
+
+
+def test_manifest_lists_and_matches_every_file() -> None:
+    manifest = read_json(SHIPPED / MANIFEST)
+    assert set(manifest["files"]) == {"model.onnx", "tokenizer.json", "labels.json"}
+    for name, digest in manifest["files"].items():
+        assert sha256(SHIPPED / name) == digest
+    assert manifest["heads"]["sentiment"] == ["negative", "neutral", "positive"]
+    assert "oos" in manifest["heads"]["intent_general"]
+    assert len(manifest["heads"]["intent_banking"]) == 77
+    assert len(manifest["heads"]["intent_general"]) == 151
+
+
+def test_loads_with_expected_heads(shipped: LabelModel) -> None:
+    assert set(shipped.heads) == HEADS
+    assert shipped.version and shipped.name
+    assert shipped.max_length == 128
+
+
+def test_corrupt_file_is_a_model_error(tmp_path: Path) -> None:
+    model_dir = _copy(tmp_path)
+    data = bytearray((model_dir / "labels.json").read_bytes())
+    data[5] ^= 0x01
+    (model_dir / "labels.json").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="corrupt"):
+        LabelModel.load(model_dir)
+
+
+def test_missing_file_is_a_model_error(tmp_path: Path) -> None:
+    model_dir = _copy(tmp_path)
+    (model_dir / "model.onnx").unlink()
+    with pytest.raises(ModelError, match="missing"):
+        LabelModel.load(model_dir)
+
+
+def test_missing_manifest_is_a_model_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"manifest\.json"):
+        LabelModel.load(tmp_path)
+
+
+def test_predictions_are_deterministic(shipped: LabelModel) -> None:
+    texts = ["where is my parcel", "I love this!", "what's the weather tomorrow"]
+    assert shipped.predict(texts) == shipped.predict(texts)
+
+
+def test_batch_padding_matches_one_at_a_time(shipped: LabelModel) -> None:
+    texts = [
+        "hi",
+        "my card payment was declined at the supermarket this morning, why?",
+        "cancel my order please",
+        "this film is a tedious, overlong mess",
+    ]
+    batched = shipped.predict(texts)
+    for text, together in zip(texts, batched, strict=True):
+        (alone,) = shipped.predict([text])
+        for head in HEADS:
+            assert alone.heads[head].label == together.heads[head].label
+            # int8 activations are quantized per batch, so scores move slightly with batch composition
+            assert alone.heads[head].score == pytest.approx(together.heads[head].score, abs=0.05)
+
+
+def test_long_text_is_truncated_and_flagged(shipped: LabelModel) -> None:
+    short, long = shipped.predict(["short text", "word " * 500])
+    assert not short.truncated
+    assert long.truncated
+
+
+def test_only_requested_heads_are_returned(shipped: LabelModel) -> None:
+    (pred,) = shipped.predict(["I want a refund"], heads=["intent_ecommerce"])
+    assert set(pred.heads) == {"intent_ecommerce"}
+    assert 0.0 < pred.heads["intent_ecommerce"].score <= 1.0
+
+
+def test_unknown_head_is_a_model_error(shipped: LabelModel) -> None:
+    with pytest.raises(ModelError, match="unknown heads"):
+        shipped.predict(["hello"], heads=["intent_medical"])
+
+
+def test_empty_batch(shipped: LabelModel) -> None:
+    assert shipped.predict([]) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("This is the best movie I have seen in years, absolutely wonderful.", "positive"),
+        ("Terrible service, I am furious and will never come back.", "negative"),
+    ],
+)
+def test_obvious_sentiment(shipped: LabelModel, text: str, label: str) -> None:
+    (pred,) = shipped.predict([text], heads=["sentiment"])
+    assert pred.heads["sentiment"].label == label
+
+
+@pytest.mark.parametrize(
+    ("head", "text", "label"),
+    [
+        ("intent_banking", "My card still hasn't arrived, it's been two weeks.", "card_arrival"),
+        ("intent_general", "how do you say thank you in french", "translate"),
+        ("intent_ecommerce", "I forgot my password and cannot log in to my account", "recover_password"),
+    ],
+)
+def test_obvious_intent(shipped: LabelModel, head: str, text: str, label: str) -> None:
+    (pred,) = shipped.predict([text], heads=[head])
+    assert pred.heads[head].label == label
+
+
+def test_onnx_signature() -> None:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(SHIPPED / "model.onnx"), providers=["CPUExecutionProvider"])
+    inputs = {i.name: i for i in session.get_inputs()}
+    assert set(inputs) == {"input_ids", "attention_mask"}
+    assert all(i.type == "tensor(int64)" and len(i.shape) == 2 for i in inputs.values())
+    assert all(isinstance(d, str) for i in inputs.values() for d in i.shape)  # dynamic batch and seq
+    outputs = {o.name: o.shape for o in session.get_outputs()}
+    assert set(outputs) == HEADS
+    assert outputs["sentiment"][1] == 3
+
+
+def test_low_confidence_general_intent_falls_back_to_oos(shipped: LabelModel) -> None:
+    import numpy as np
+
+    rule = shipped.thresholds["intent_general"]
+    labels = shipped.heads["intent_general"]
+    assert rule["label"] == "oos" and 0.0 < float(rule["min_score"]) < 1.0
+    flat = np.full(len(labels), 1.0 / len(labels))
+    assert shipped.decide("intent_general", flat).label == "oos"
+    confident = np.zeros(len(labels))
+    confident[labels.index("translate")] = 1.0
+    assert shipped.decide("intent_general", confident).label == "translate"
