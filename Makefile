@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 PYTEST_ARGS ?= -q
 
-.PHONY: install test lint services-up services-down clean
+.PHONY: install demo test lint services-up services-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check streamnlp tests
+
+# Starts Kafka, Redis and a worker, streams sample chats and prints their labels.
+demo: $(STAMP)
+	$(BIN)/streamnlp demo
 
 # Starts Kafka and Redis, runs the suite, and stops them again whatever happened.
 test: $(STAMP)

@@ -5,8 +5,10 @@ trying again later can succeed (``retriable``), the way Kafka client errors do:
 
     StreamNLPError
     ├── ConfigError            a setting is missing or malformed (not retriable: fix the config)
-    └── ServiceError           a local service (Kafka, Redis) could not be installed, started or reached
-        └── ServiceNotRunning  a service a caller needs is not up; the message says how to start it
+    ├── ServiceError           a local service (Kafka, Redis) could not be installed, started or reached
+    │   └── ServiceNotRunning  a service a caller needs is not up; the message says how to start it
+    ├── RecordError            one input record cannot be labelled; it goes to the dead-letter topic
+    └── ModelError             the model directory is missing, corrupt or lacks a head (streamnlp.model)
 """
 
 from __future__ import annotations
@@ -30,3 +32,16 @@ class ServiceNotRunning(ServiceError):
     """A service that a caller needs is not answering; starting it may fix that."""
 
     retriable = True
+
+
+class RecordError(StreamNLPError):
+    """One input record cannot be labelled (not retriable: the same bytes fail the same way).
+
+    ``reason`` is a short stable code (``invalid_json``, ``missing_field``, ...) for the dead-letter
+    record and the metrics; the message says what exactly is wrong, without quoting the text.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

@@ -97,3 +97,24 @@ class Settings:
         """(environment name, default, docstring) of each setting, for ``--help`` and docs."""
         for field in dataclasses.fields(cls):  # type: ignore[arg-type]
             yield field.metadata["env"], field.default, field.metadata["doc"]
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``NAME=value`` lines of a settings file (``#`` comments, optional quotes), for ``--config``."""
+    values: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc.strerror}") from None
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.removeprefix("export ").partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name.startswith(PREFIX):
+            raise ConfigError(f"{path}:{number}: expected {PREFIX}NAME=value")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+    return values

@@ -14,7 +14,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streamnlp import ServiceNotRunning
 from streamnlp.config import ServiceSettings
+from streamnlp.model.runtime import LabelModel
 from streamnlp.services import KafkaCluster, RedisServer, require_kafka, require_redis
+from tests.support import MODEL
+
+
+@pytest.fixture(scope="session")
+def model() -> LabelModel:
+    """The shipped model, loaded once."""
+    return LabelModel.load(MODEL)
 
 
 @pytest.fixture(scope="session")

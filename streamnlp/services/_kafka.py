@@ -2,6 +2,8 @@
 
 Each node is broker and controller at once. Broker ``i`` (0-based) listens for clients on
 ``port + i`` and for its controller quorum on ``port + 100 + i``; storage is formatted on first start.
+With ``kafka_security="sasl_ssl"`` the client port speaks TLS with SCRAM-SHA-512 only, and the brokers
+talk to each other on a plaintext listener at ``port + 200 + i`` bound to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from pathlib import Path
 
 from .._errors import ServiceError, ServiceNotRunning
 from ..config import ServiceSettings
+from ._credentials import Credentials
 from ._process import ManagedProcess
+from ._tls import ensure_tls
 
 CONTROLLER_PORT_OFFSET = 100
+INTERNAL_PORT_OFFSET = 200  # plaintext listener between brokers when clients must use SASL_SSL
 
 _LOG4J2 = """\
 status = warn
@@ -123,6 +128,44 @@ class KafkaCluster:
     def bootstrap_servers(self) -> str:
         return ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
 
+    @property
+    def secure(self) -> bool:
+        return self.settings.kafka_security.lower() == "sasl_ssl"
+
+    def probe_port(self, node: KafkaNode) -> int:
+        """A plaintext port of ``node`` to ask for metadata: the client port, or the internal one."""
+        return node.port + INTERNAL_PORT_OFFSET if self.secure else node.port
+
+    def _listeners(self, node: KafkaNode) -> dict[str, object]:
+        if not self.secure:
+            return {
+                "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
+                "inter.broker.listener.name": "PLAINTEXT",
+                "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            }
+        tls = ensure_tls(self.root / "tls")
+        internal = node.port + INTERNAL_PORT_OFFSET
+        return {
+            "listeners": f"SASL_SSL://127.0.0.1:{node.port},INTERNAL://127.0.0.1:{internal},"
+            f"CONTROLLER://127.0.0.1:{node.controller_port}",
+            "advertised.listeners": f"SASL_SSL://127.0.0.1:{node.port},INTERNAL://127.0.0.1:{internal}",
+            "inter.broker.listener.name": "INTERNAL",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,SASL_SSL:SASL_SSL",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": tls.keystore,
+            "ssl.keystore.password": tls.keystore_password,
+            "ssl.key.password": tls.keystore_password,
+        }  # fmt: skip
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA that signed the brokers' certificate (sasl_ssl only)."""
+        return self.root / "tls" / "ca.crt"
+
     def _write_config(self, node: KafkaNode) -> Path:
         n = len(self.nodes)
         voters = ",".join(f"{m.node_id}@127.0.0.1:{m.controller_port}" for m in self.nodes)
@@ -131,11 +174,8 @@ class KafkaCluster:
             "process.roles": "broker,controller",
             "node.id": node.node_id,
             "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            **self._listeners(node),
             "log.dirs": node.root / "data",
             "num.partitions": 4,
             "default.replication.factor": replication,
@@ -193,6 +233,10 @@ class KafkaCluster:
                 node, libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
                 "--ignore-formatted",
             )  # fmt: skip
+            if self.secure:
+                creds = Credentials.load_or_create(self.settings.state_dir)
+                scram = f"SCRAM-SHA-512=[name={creds.kafka_username},password={creds.kafka_password}]"
+                cmd += ["--add-scram", scram]
             result = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if result.returncode != 0:
                 raise ServiceError(f"formatting Kafka storage failed:\n{result.stdout}\n{result.stderr}")
@@ -262,7 +306,7 @@ class KafkaCluster:
                     )
             node = waiting[0]
             try:
-                if node.node_id in asyncio.run(describe_brokers(f"127.0.0.1:{node.port}")):
+                if node.node_id in asyncio.run(describe_brokers(f"127.0.0.1:{self.probe_port(node)}")):
                     waiting.pop(0)
                     continue
                 last_error = ServiceNotRunning(f"node {node.node_id} is not registered yet")

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from .._errors import ServiceError, ServiceNotRunning
 from ..config import ServiceSettings
+from ._credentials import Credentials
 from ._process import ManagedProcess
+from ._tls import ensure_tls
 
 
 def ensure_redis_server() -> str:
@@ -45,8 +47,34 @@ class RedisServer:
         )  # fmt: skip
 
     @property
+    def secure(self) -> bool:
+        return self.settings.redis_secure
+
+    @property
+    def ca_file(self) -> Path:
+        return self.root / "tls" / "ca.crt"
+
+    @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The URL clients use; with a password in it when secure (so never print it)."""
+        if not self.secure:
+            return f"redis://127.0.0.1:{self.port}/0"
+        password = Credentials.load_or_create(self.settings.state_dir).redis_password
+        return f"rediss://:{password}@127.0.0.1:{self.port}/0"
+
+    @property
+    def display_url(self) -> str:
+        """The URL with its password masked, for printing."""
+        return self.url.replace(
+            f":{Credentials.load_or_create(self.settings.state_dir).redis_password}@", ":***@"
+        )
+
+    def client(self, **kwargs: object):  # type: ignore[no-untyped-def]
+        import redis
+
+        if self.secure:
+            kwargs["ssl_ca_certs"] = str(self.ca_file)
+        return redis.Redis.from_url(self.url, **kwargs)
 
     def start(self) -> bool:
         """Start Redis unless ours is running; False when it already was (a no-op)."""
@@ -54,12 +82,24 @@ class RedisServer:
             return False
         binary = ensure_redis_server()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(
-            f'bind 127.0.0.1\nport {self.port}\ndir {self.root}\nsave ""\nappendonly no\n'
+        config = (
+            f'bind 127.0.0.1\ndir {self.root}\nsave ""\nappendonly no\n'
             f"daemonize no\nprotected-mode yes\nlogfile {self.root / 'redis.log'}\n"
             # keep the config path in the process title: it is how `down` recognises our process
             'proc-title-template "{title} {listen-addr} {config-file}"\n'
         )
+        if self.secure:
+            tls = ensure_tls(self.root / "tls")
+            password = Credentials.load_or_create(self.settings.state_dir).redis_password
+            config += (
+                f"port 0\ntls-port {self.port}\ntls-cert-file {tls.cert}\ntls-key-file {tls.key}\n"
+                f"tls-ca-cert-file {tls.ca_cert}\ntls-auth-clients no\nrequirepass {password}\n"
+            )
+        else:
+            config += f"port {self.port}\n"
+        fd = os.open(self.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(config)
         argv = [binary, str(self.config)]
         proc = self.process.start(argv)
         self.wait_ready(proc)
@@ -77,7 +117,7 @@ class RedisServer:
             if proc is not None and proc.poll() is not None:
                 raise ServiceError("redis-server exited during start-up:\n" + self.process.log_tail())
             try:
-                with redis.Redis.from_url(self.url, socket_timeout=1) as client:
+                with self.client(socket_timeout=1) as client:
                     client.ping()
                 return
             except redis.RedisError as exc:
@@ -89,7 +129,7 @@ class RedisServer:
         import redis
 
         try:
-            with redis.Redis.from_url(self.url, socket_timeout=1) as client:
+            with self.client(socket_timeout=1) as client:
                 return str(client.info("server")["redis_version"])
         except redis.RedisError:
             return None

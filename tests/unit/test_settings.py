@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from streamnlp import ConfigError
-from streamnlp.config import ServiceSettings
+from streamnlp._settings import read_env_file
+from streamnlp.config import ServiceSettings, WorkerSettings
 
 
 def test_defaults_apply_when_the_environment_is_empty() -> None:
@@ -41,3 +42,35 @@ def test_every_setting_has_a_prefixed_name_and_a_docstring() -> None:
     assert described
     for env, _default, doc in described:
         assert env.startswith("STREAMNLP_") and doc.strip()
+
+
+def test_a_settings_file_is_read_and_the_environment_wins_over_it(tmp_path: Path) -> None:
+    path = tmp_path / "worker.env"
+    path.write_text(
+        '# chats\nSTREAMNLP_INPUTS="chats=ecommerce,notes=medical"\nexport STREAMNLP_GROUP=g1\n\n'
+    )
+    values = read_env_file(path)
+    assert values == {"STREAMNLP_INPUTS": "chats=ecommerce,notes=medical", "STREAMNLP_GROUP": "g1"}
+    settings = WorkerSettings.from_env({**values, "STREAMNLP_GROUP": "from-env"})
+    assert settings.topic_profiles() == {"chats": "ecommerce", "notes": "medical"}
+    assert settings.group == "from-env"
+
+
+def test_a_malformed_settings_file_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.env"
+    path.write_text("STREAMNLP_GROUP=g\nKAFKA=oops\n")
+    with pytest.raises(ConfigError, match=r"bad\.env:2"):
+        read_env_file(path)
+
+
+def test_an_input_with_an_unknown_profile_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="astrology"):
+        WorkerSettings.from_env({"STREAMNLP_INPUTS": "chats=astrology"}).topic_profiles()
+
+
+def test_profiles_can_be_redefined_and_added() -> None:
+    settings = WorkerSettings.from_env(
+        {"STREAMNLP_PROFILE_HEADS": "medical=sentiment+intent_clinic,triage=sentiment"}
+    )
+    assert settings.profiles()["medical"] == ("sentiment", "intent_clinic")
+    assert settings.profiles()["triage"] == ("sentiment",)

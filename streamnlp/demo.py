@@ -1,0 +1,154 @@
+"""The README demo: local services, one worker, sample chats in, labels printed as they arrive."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from importlib import resources
+from pathlib import Path
+
+import click
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from .config import ServiceSettings, WorkerSettings
+from .services import KafkaCluster, RedisServer
+
+
+def sample_chats() -> list[str]:
+    text = (resources.files("streamnlp") / "demo_chats.txt").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _format(record: dict, text: str) -> str:
+    labels = record["labels"]
+    sentiment = labels["sentiment"]
+    intent = next((v for k, v in labels.items() if k != "sentiment"), None)
+    colour = {"negative": "red", "neutral": "yellow", "positive": "green"}.get(sentiment["label"], "white")
+    parts = [click.style(f"{sentiment['label']:<8} {sentiment['score']:.2f}", fg=colour)]
+    if intent is not None:
+        parts.append(click.style(f"{intent['label']:<24} {intent['score']:.2f}", fg="cyan"))
+    parts.append(("(cached) " if record["cached"] else "") + text)
+    return "  ".join(parts)
+
+
+async def _stream(settings: WorkerSettings, topic: str, output: str, chats: list[str], rate: float) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.brokers, acks="all")
+    consumer = AIOKafkaConsumer(output, bootstrap_servers=settings.brokers, auto_offset_reset="earliest")
+    await producer.start()
+    await consumer.start()
+    run = uuid.uuid4().hex[:6]
+    texts = {f"{run}-{i}": chat for i, chat in enumerate(chats)}
+    seen: set[str] = set()
+
+    async def produce() -> None:
+        for record_id, chat in texts.items():
+            await producer.send_and_wait(
+                topic, key=record_id.encode(), value=orjson.dumps({"id": record_id, "text": chat})
+            )
+            await asyncio.sleep(1 / rate)
+
+    try:
+        sender = asyncio.create_task(produce())
+        deadline = time.monotonic() + 60 + len(texts) / rate
+        while len(seen) < len(texts) and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for message in records:
+                    record = orjson.loads(message.value)
+                    if record["id"] in texts and record["id"] not in seen:
+                        seen.add(record["id"])
+                        click.echo(_format(record, texts[record["id"]]))
+        await sender
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return len(seen)
+
+
+async def produce_samples(settings: WorkerSettings, topic: str, *, rate: float, forever: bool) -> int:
+    """Send the sample chats to ``topic`` at ``rate`` per second (cycling when ``forever``)."""
+    from .kafka import client_kwargs, ensure_topics
+
+    await ensure_topics(settings, [topic])
+    producer = AIOKafkaProducer(**client_kwargs(settings), acks="all")
+    await producer.start()
+    sent = 0
+    try:
+        while True:
+            for chat in sample_chats():
+                record_id = uuid.uuid4().hex
+                await producer.send_and_wait(
+                    topic, key=record_id.encode(), value=orjson.dumps({"id": record_id, "text": chat})
+                )
+                sent += 1
+                await asyncio.sleep(1 / rate)
+            if not forever:
+                return sent
+    finally:
+        await producer.stop()
+
+
+def run_demo(rate: float = 8.0, repeat: bool = True) -> None:
+    """Start what is missing, label the sample chats (twice: the second pass comes from the cache)."""
+    services = ServiceSettings.from_env()
+    redis, kafka = RedisServer(services), KafkaCluster(services)
+    click.echo("starting local Redis and Kafka (first run resolves the Kafka jars with Maven) ...")
+    started = [s for s in (redis, kafka) if s.start()]
+    topic, output = "demo.chats", "demo.labels"
+    port = _free_port()
+    env = {
+        **os.environ,
+        "STREAMNLP_BROKERS": kafka.bootstrap_servers,
+        "STREAMNLP_REDIS_URL": redis.url,
+        "STREAMNLP_INPUTS": f"{topic}=ecommerce",
+        "STREAMNLP_OUTPUT_TOPIC": output,
+        "STREAMNLP_DLQ_TOPIC": "demo.dlq",
+        "STREAMNLP_GROUP": "streamnlp-demo",
+        "STREAMNLP_WEB_PORT": str(port),
+    }
+    settings = WorkerSettings.from_env(env)
+    log = Path(services.state_dir) / "demo-worker.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    click.echo(f"starting a worker (log: {log}, metrics: http://127.0.0.1:{port}/metrics) ...")
+    with log.open("ab") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streamnlp.cli", "worker"], env=env, stdout=out, stderr=out
+        )
+    try:
+        chats = sample_chats()
+        for attempt in range(2 if repeat else 1):
+            click.echo(
+                click.style(
+                    f"\n--- streaming {len(chats)} chats to {topic!r}" + (" again" if attempt else ""),
+                    bold=True,
+                )
+            )
+            got = asyncio.run(_stream(settings, topic, output, chats, rate))
+            if worker.poll() is not None:
+                raise click.ClickException(f"the worker exited; see {log}")
+            if got < len(chats):
+                raise click.ClickException(f"only {got} of {len(chats)} chats came back labelled; see {log}")
+        click.echo(f"\nall {len(chats)} chats labelled, twice (the second pass from the cache).")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.wait(timeout=30)
+        if worker.poll() is None:
+            worker.kill()
+        for service in started:
+            service.stop()
+        if started:
+            click.echo("stopped the services the demo started.")

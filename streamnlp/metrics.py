@@ -1,0 +1,47 @@
+"""Prometheus metrics of one worker, in a registry of its own (served on /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.messages_in = Counter("streamnlp_messages_in", "Messages consumed.", ["topic"], registry=r)
+        self.labelled = Counter(
+            "streamnlp_labelled", "Records labelled and published.", ["profile"], registry=r
+        )
+        self.dead_letters = Counter(
+            "streamnlp_dead_letters", "Records sent to the dead-letter topic.", ["reason"], registry=r
+        )
+        self.truncated = Counter("streamnlp_truncated", "Texts cut to the model's window.", registry=r)
+        self.cache_hits = Counter("streamnlp_cache_hits", "Labels found in the cache.", registry=r)
+        self.cache_misses = Counter("streamnlp_cache_misses", "Labels not in the cache.", registry=r)
+        self.cache_errors = Counter("streamnlp_cache_errors", "Failed Redis round trips.", registry=r)
+        self.model_texts = Counter("streamnlp_model_texts", "Texts sent through the model.", registry=r)
+        self.batch_size = Histogram(
+            "streamnlp_batch_size", "Messages per micro-batch.", buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.inference_seconds = Histogram(
+            "streamnlp_inference_seconds", "Model time per batch.", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.end_to_end_seconds = Histogram(
+            "streamnlp_end_to_end_seconds",
+            "From the input's Kafka timestamp to its output being acknowledged.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "streamnlp_consumer_lag",
+            "Messages behind the end of the partition.",
+            ["topic", "partition"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

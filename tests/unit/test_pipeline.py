@@ -1,0 +1,104 @@
+"""The labelling path without Kafka: one record per input, one model call per distinct text."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+import pytest
+
+from streamnlp import ConfigError
+from streamnlp.cache import LabelCache
+from streamnlp.config import DEFAULT_PROFILES
+from streamnlp.model.runtime import LabelModel
+from streamnlp.pipeline import Pipeline
+from streamnlp.records import Incoming, Source
+from tests.schemas import validate_deadletter, validate_output
+
+
+class PoisonedModel:
+    """The real model, except that it fails on any batch holding the word POISON."""
+
+    def __init__(self, model: LabelModel) -> None:
+        self._model = model
+        self.name, self.version, self.max_length, self.heads = (
+            model.name,
+            model.version,
+            model.max_length,
+            model.heads,
+        )
+        self.calls: list[int] = []
+
+    def predict(self, texts: Sequence[str], heads: Sequence[str] | None = None):  # type: ignore[no-untyped-def]
+        self.calls.append(len(texts))
+        if any("POISON" in t for t in texts):
+            raise RuntimeError("kernel failure")
+        return self._model.predict(texts, heads)
+
+
+def pipeline_for(model) -> Pipeline:  # type: ignore[no-untyped-def]
+    return Pipeline(
+        model,
+        LabelCache(None, ttl=60, lru_size=100),
+        topic_profiles={"chats": "ecommerce"},
+        profiles=DEFAULT_PROFILES,
+    )
+
+
+def incoming(values: list[bytes]) -> list[Incoming]:
+    return [Incoming(Source("chats", 0, i, None), str(i).encode(), v) for i, v in enumerate(values)]
+
+
+async def test_every_input_yields_exactly_one_record(model: LabelModel) -> None:
+    values = [orjson.dumps({"id": i, "text": f"where is order {i}"}) for i in range(10)] + [
+        b"bad",
+        b'{"text": ""}',
+    ]
+    result = await pipeline_for(model).process(incoming(values))
+    assert len(result.outputs) == 10 and len(result.dead_letters) == 2
+    for publish in result.outputs:
+        validate_output(orjson.loads(publish.value))
+        assert publish.topic == "streamnlp.labels"
+    for publish in result.dead_letters:
+        validate_deadletter(orjson.loads(publish.value))
+        assert publish.topic == "streamnlp.dlq"
+
+
+async def test_repeated_texts_in_a_batch_reach_the_model_once(model: LabelModel) -> None:
+    poisoned = PoisonedModel(model)
+    pipeline = pipeline_for(poisoned)
+    values = [orjson.dumps({"text": "refund  please"}), orjson.dumps({"text": "refund please"})] * 3
+    result = await pipeline.process(incoming(values))
+    assert len(result.outputs) == 6
+    assert poisoned.calls == [1]
+    labels = {orjson.loads(p.value)["labels"]["intent_ecommerce"]["label"] for p in result.outputs}
+    assert len(labels) == 1
+
+
+async def test_a_text_the_model_fails_on_goes_to_the_dead_letter_topic_alone(model: LabelModel) -> None:
+    poisoned = PoisonedModel(model)
+    values = [
+        orjson.dumps({"id": i, "text": t}) for i, t in enumerate(["fine one", "POISON here", "fine two"])
+    ]
+    result = await pipeline_for(poisoned).process(incoming(values))
+    assert [orjson.loads(p.value)["id"] for p in result.outputs] == ["0", "2"]
+    (dead,) = [orjson.loads(p.value) for p in result.dead_letters]
+    assert dead["reason"] == "model_error" and dead["source"]["offset"] == 1
+    validate_deadletter(dead)
+
+
+async def test_a_megabyte_of_text_is_cut_to_the_window_and_flagged(model: LabelModel) -> None:
+    values = [orjson.dumps({"text": "the parcel is late again " * 40000}), orjson.dumps({"text": "thanks"})]
+    result = await pipeline_for(model).process(incoming(values))
+    flags = [orjson.loads(p.value)["truncated"] for p in result.outputs]
+    assert flags == [True, False]
+
+
+def test_a_profile_asking_for_a_head_the_model_lacks_is_a_config_error(model: LabelModel) -> None:
+    with pytest.raises(ConfigError, match="intent_clinic"):
+        Pipeline(
+            model,
+            LabelCache(None, ttl=60, lru_size=0),
+            topic_profiles={"notes": "medical"},
+            profiles={"medical": ("sentiment", "intent_clinic")},
+        )

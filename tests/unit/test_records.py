@@ -1,0 +1,128 @@
+"""Parsing turns any bytes into a request or a RecordError with a stable reason, never a crash."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streamnlp import RecordError
+from streamnlp.config import DEFAULT_PROFILES
+from streamnlp.records import DeadLetter, Incoming, Label, Labels, OutputRecord, Source, parse_input
+from tests.schemas import SCHEMAS, validate_deadletter, validate_input, validate_output
+
+SOURCE = Source("chats", 2, 41, 1700000000000)
+REASONS = set(json.loads((SCHEMAS / "deadletter.schema.json").read_text())["properties"]["reason"]["enum"])
+
+
+def parse(value: bytes | None, **kwargs: object):
+    kwargs.setdefault("profile", "ecommerce")
+    kwargs.setdefault("known_profiles", DEFAULT_PROFILES)
+    return parse_input(Incoming(SOURCE, b"key", value), **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_json_object_with_text_and_id_becomes_a_request() -> None:
+    request = parse(orjson.dumps({"id": 7, "text": "where is my parcel"}))
+    assert (request.id, request.text, request.profile, request.key) == (
+        "7",
+        "where is my parcel",
+        "ecommerce",
+        b"key",
+    )
+    validate_input({"id": 7, "text": "where is my parcel"})
+
+
+def test_a_record_without_id_is_named_by_its_position() -> None:
+    assert parse(orjson.dumps({"text": "hello"})).id == "chats:2:41"
+
+
+def test_a_nested_text_field_is_found_by_its_dotted_path() -> None:
+    value = orjson.dumps({"message": {"body": "refund please", "meta": {"uid": "u1"}}})
+    request = parse(value, text_field="message.body", id_field="message.meta.uid")
+    assert (request.text, request.id) == ("refund please", "u1")
+
+
+def test_with_an_empty_text_field_the_whole_value_is_the_text() -> None:
+    assert parse("naïve café text".encode(), text_field="").text == "naïve café text"
+
+
+def test_a_record_may_choose_a_known_profile() -> None:
+    assert parse(orjson.dumps({"text": "card declined", "profile": "banking"})).profile == "banking"
+
+
+@pytest.mark.parametrize(
+    ("value", "kwargs", "reason"),
+    [
+        (None, {}, "null_value"),
+        (b"{not json", {}, "invalid_json"),
+        (b'{"text": "caf\xe9"}', {}, "invalid_utf8"),
+        (b"\xff\xfe binary", {"text_field": ""}, "invalid_utf8"),
+        (orjson.dumps({"body": "x"}), {}, "missing_field"),
+        (orjson.dumps({"text": ""}), {}, "empty_text"),
+        (orjson.dumps({"text": " \n\t "}), {}, "empty_text"),
+        (orjson.dumps({"text": 3}), {}, "wrong_type"),
+        (orjson.dumps({"text": None}), {}, "wrong_type"),
+        (orjson.dumps({"text": ["a"]}), {}, "wrong_type"),
+        (orjson.dumps("just a string"), {}, "wrong_type"),
+        (orjson.dumps({"text": "x", "id": {"a": 1}}), {}, "wrong_type"),
+        (orjson.dumps({"text": "x", "id": True}), {}, "wrong_type"),
+        (orjson.dumps({"message": "flat"}), {"text_field": "message.body"}, "wrong_type"),
+        (orjson.dumps({"text": "x", "profile": "astrology"}), {}, "unknown_profile"),
+        (orjson.dumps({"text": "x", "profile": 5}), {}, "unknown_profile"),
+        (b'{"text": "' + b"a" * 2000 + b'"}', {"max_value_bytes": 1000}, "value_too_large"),
+    ],
+)
+def test_bad_records_fail_with_their_reason(value: bytes | None, kwargs: dict, reason: str) -> None:
+    with pytest.raises(RecordError) as info:
+        parse(value, **kwargs)
+    assert info.value.reason == reason
+    assert reason in REASONS, "the dead-letter schema does not list this reason"
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_parse_or_fail_with_a_known_reason(value: bytes) -> None:
+    try:
+        request = parse(value)
+    except RecordError as exc:
+        assert exc.reason in REASONS
+    else:
+        assert request.text.strip()
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+        max_leaves=10,
+    )
+)
+def test_any_json_document_parses_or_fails_with_a_known_reason(document: object) -> None:
+    for value in (
+        json.dumps(document),
+        json.dumps({"text": document}),
+        json.dumps({"text": "ok", "id": document}),
+    ):
+        try:
+            parse(value.encode())
+        except RecordError as exc:
+            assert exc.reason in REASONS
+
+
+def test_output_and_dead_letter_records_match_their_schemas() -> None:
+    labels = Labels(
+        {"sentiment": Label("negative", 0.91), "intent_ecommerce": Label("track_order", 0.5)}, False
+    )
+    record = OutputRecord("7", SOURCE, "ecommerce", labels, False, "m", "1", {"inference": 1.5})
+    validate_output(orjson.loads(record.to_json()))
+    dead = DeadLetter("invalid_json", "value is not JSON", SOURCE, None, b"\x00\xff")
+    document = orjson.loads(dead.to_json())
+    validate_deadletter(document)
+    assert document["value_b64"] == "AP8=" and document["value_bytes"] == 2
+
+
+def test_labels_survive_the_cache_round_trip() -> None:
+    labels = Labels({"sentiment": Label("positive", 0.75)}, True)
+    assert Labels.from_cache(labels.to_cache()) == labels

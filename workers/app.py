@@ -1,0 +1,133 @@
+"""The Faust app: consume the input topics in micro-batches, label, publish, then let Faust commit.
+
+At-least-once: Faust commits an offset only after the agent has acknowledged the event, and the agent
+acknowledges a batch only after the broker has acknowledged every record published for it. A worker
+killed mid-batch therefore re-labels that batch after restart; it never skips it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import faust
+from faust.types import TP
+from faust.web import Request, Response, View
+
+from streamnlp.config import WorkerSettings
+from streamnlp.kafka import MAX_MESSAGE_BYTES, ssl_context
+from streamnlp.pipeline import Pipeline
+from streamnlp.records import Incoming, Source
+
+log = logging.getLogger("streamnlp.worker")
+
+
+def _credentials(settings: WorkerSettings) -> Any:
+    protocol = settings.kafka_security_protocol.upper()
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=ssl_context(settings),
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(ssl_context(settings))
+    return None
+
+
+def _incoming(event: Any) -> Incoming:
+    message = event.message
+    timestamp = int(message.timestamp * 1000) if message.timestamp else None
+    return Incoming(
+        Source(message.topic, message.partition, message.offset, timestamp), message.key, message.value
+    )
+
+
+def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
+    """A Faust app that labels ``settings.inputs`` with ``pipeline``."""
+    app = LabelApp(
+        settings.group,
+        broker=[f"kafka://{server.strip()}" for server in settings.brokers.split(",")],
+        broker_credentials=_credentials(settings),
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_max_request_size=MAX_MESSAGE_BYTES,
+        consumer_max_fetch_size=MAX_MESSAGE_BYTES,
+        broker_commit_interval=settings.commit_interval,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=max(0.5, settings.session_timeout / 4),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        topic_disable_leader=True,
+        store="memory://",
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+    )
+    app.pipeline = pipeline
+    inputs = app.topic(*settings.topic_profiles(), key_serializer="raw", value_serializer="raw")
+    metrics = pipeline.metrics
+
+    @app.agent(inputs, concurrency=1)
+    async def label(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_max_size, within=settings.batch_max_wait):
+            batch = [_incoming(event) for event in events]
+            result = await pipeline.process(batch)
+            pending = [
+                await app.producer.send(p.topic, p.key, p.value, partition=None, timestamp=None, headers=None)
+                for p in (*result.outputs, *result.dead_letters)
+            ]
+            await asyncio.gather(*pending)  # acknowledged by the brokers before Faust may commit
+            now = time.time() * 1000
+            for message in batch:
+                if message.source.timestamp_ms:
+                    metrics.end_to_end_seconds.observe(max(0.0, now - message.source.timestamp_ms) / 1000)
+            _observe_lag(app, batch, metrics)
+
+    @app.page("/metrics")
+    async def metrics_view(web: View, request: Request) -> Response:
+        return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
+
+    @app.page("/health")
+    async def health(web: View, request: Request) -> Response:
+        return web.json({"status": "ok", "model": pipeline.model.version})
+
+    @app.page("/ready")
+    async def ready(web: View, request: Request) -> Response:
+        ok = app.started and not app.rebalancing
+        return web.json({"ready": ok}, status=200 if ok else 503)
+
+    @app.on_after_configured.connect
+    def _quiet(app: faust.App, **kwargs: Any) -> None:
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+    return app
+
+
+class LabelApp(faust.App):
+    """The Faust app of a worker; it owns the pipeline and closes it when the worker stops."""
+
+    pipeline: Pipeline
+
+    async def on_stop(self) -> None:
+        await super().on_stop()
+        await self.pipeline.close()
+
+
+def _observe_lag(app: faust.App, batch: list[Incoming], metrics: Any) -> None:
+    last: dict[tuple[str, int], int] = {}
+    for message in batch:
+        last[(message.source.topic, message.source.partition)] = message.source.offset
+    for (topic, partition), offset in last.items():
+        try:
+            highwater = app.consumer.highwater(TP(topic, partition))
+        except Exception:  # the partition was revoked meanwhile: nothing to report
+            continue
+        if highwater is not None:
+            metrics.consumer_lag.labels(topic, str(partition)).set(max(0, highwater - offset - 1))
