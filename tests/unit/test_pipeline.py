@@ -102,3 +102,18 @@ def test_a_profile_asking_for_a_head_the_model_lacks_is_a_config_error(model: La
             topic_profiles={"notes": "medical"},
             profiles={"medical": ("sentiment", "intent_clinic")},
         )
+
+
+def test_a_texts_labels_do_not_depend_on_its_batch_neighbours(model: LabelModel) -> None:
+    """The cache stores one label per text, so the model must give it whatever batch it is in."""
+    pairs = [
+        (o, a) for o in ("hi", "urgent:", "thanks,") for a in ("is late", "came broken", "great", "refund?")
+    ]
+    texts = [f"{opening} order {n} {ask}" for n, (opening, ask) in enumerate(pairs * 6)]
+    alone = [model.predict([t])[0] for t in texts]
+    shuffled = texts[::-1]
+    together = dict(zip(shuffled, model.predict(shuffled), strict=True))
+    for text, single in zip(texts, alone, strict=True):
+        for head, result in single.heads.items():
+            assert together[text].heads[head].label == result.label, (text, head)
+            assert abs(together[text].heads[head].score - result.score) < 1e-5
