@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 from faust.web import Request, Response, View
 
@@ -110,10 +112,28 @@ def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
     return app
 
 
+class _IdempotentProducer(aiokafka_driver.Producer):
+    """Faust enables the idempotent producer only inside transactions; a retried send must not
+    duplicate an output in at-least-once mode either."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {"acks": "all", "enable_idempotence": True}
+
+
+class _Transport(aiokafka_driver.Transport):
+    Producer = _IdempotentProducer
+
+
 class LabelApp(faust.App):
     """The Faust app of a worker; it owns the pipeline and closes it when the worker stops."""
 
     pipeline: Pipeline
+
+    def _new_transport(self) -> Any:
+        return _Transport(self.conf.broker_consumer, self)
+
+    def _new_producer_transport(self) -> Any:
+        return _Transport(self.conf.broker_producer, self)
 
     async def on_stop(self) -> None:
         await super().on_stop()
