@@ -221,5 +221,34 @@ def sweep(texts: list[str], rate: float | None = None) -> dict[str, object]:
     return payload
 
 
+def padding(texts: list[str], count: int = 4096, batch: int = 32, window: int = 256) -> dict[str, object]:
+    """Plain batches (arrival order) vs length-bucketed ones (sorted within a window of 8 batches):
+    padding tokens and model seq/s, one thread."""
+    from streamnlp.model.runtime import LabelModel
+
+    model = LabelModel.load(MODEL, threads=1)
+    sample = texts[:count]
+    lengths = {t: len(e.ids) for t, e in zip(sample, model._tokenizer.encode_batch(sample), strict=True)}
+    plain = [sample[i : i + batch] for i in range(0, count, batch)]
+    bucketed = []
+    for start in range(0, count, window):
+        ordered = sorted(sample[start : start + window], key=lengths.__getitem__)
+        bucketed += [ordered[i : i + batch] for i in range(0, len(ordered), batch)]
+    rows = []
+    for name, batches in (("plain", plain), ("bucketed", bucketed)):
+        real = sum(lengths[t] for b in batches for t in b)
+        padded = sum(max(lengths[t] for t in b) * len(b) for b in batches)
+        began = time.perf_counter()
+        for b in batches:
+            model.predict(b, ["sentiment", "intent_ecommerce"])
+        rate = count / (time.perf_counter() - began)
+        rows.append({"batches": name, "padding_share": round(1 - real / padded, 3), "seq_s": round(rate, 1)})
+    rows[1]["vs_plain"] = round(rows[1]["seq_s"] / rows[0]["seq_s"], 2)
+    print(table(rows, ["batches", "padding_share", "seq_s", "vs_plain"]))
+    payload = {"machine": machine(), "batch": batch, "window": window, "rows": rows}
+    save("padding", payload)
+    return payload
+
+
 def load_texts() -> list[str]:
     return data_texts(DATA)

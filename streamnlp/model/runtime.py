@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 from streamnlp._errors import StreamNLPError
 from streamnlp.model.manifest import LABELS_FILE, MANIFEST, MODEL_FILE, TOKENIZER_FILE, read_json, sha256
@@ -22,6 +22,8 @@ from streamnlp.model.manifest import LABELS_FILE, MANIFEST, MODEL_FILE, TOKENIZE
 # Re-measured on the shipped int8 model (1 thread, best of 3 interleaved rounds): with the fused
 # SkipLayerNormalization kernel it ran 952 / 489 seq/s at batch 1 / 32; with the fusion disabled 1397 / 734.
 DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
+# Texts per onnxruntime call after sorting a batch by length (bench: 8 beat 4, 16 and 32 on chat text).
+CHUNK = 8
 
 
 class ModelError(StreamNLPError):
@@ -38,6 +40,17 @@ class HeadResult:
 class Prediction:
     heads: dict[str, HeadResult]
     truncated: bool  # the text was longer than max_length tokens
+
+
+def _pad(encodings: Sequence[Encoding]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and attention mask, padded to the longest of ``encodings``."""
+    width = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(encodings), width), dtype=np.int64)
+    mask = np.zeros((len(encodings), width), dtype=np.int64)
+    for i, e in enumerate(encodings):
+        ids[i, : len(e.ids)] = e.ids
+        mask[i, : len(e.ids)] = 1
+    return ids, mask
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -116,15 +129,13 @@ class LabelModel:
 
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[bool]]:
         """Token ids and attention mask padded to the longest text here, and per-text truncation flags."""
-        with self._lock:
-            encodings = self._tokenizer.encode_batch(list(texts))
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), dtype=np.int64)
-        mask = np.zeros((len(encodings), width), dtype=np.int64)
-        for i, e in enumerate(encodings):
-            ids[i, : len(e.ids)] = e.ids
-            mask[i, : len(e.ids)] = 1
+        encodings = self._encode(texts)
+        ids, mask = _pad(encodings)
         return ids, mask, [bool(e.overflowing) for e in encodings]
+
+    def _encode(self, texts: Sequence[str]) -> list[Encoding]:
+        with self._lock:
+            return self._tokenizer.encode_batch(list(texts))
 
     def _check_heads(self, heads: Sequence[str] | None) -> list[str]:
         wanted = list(self.heads) if heads is None else list(heads)
@@ -140,9 +151,19 @@ class LabelModel:
         wanted = self._check_heads(heads)
         if not texts:
             return {h: np.zeros((0, len(self.heads[h])), dtype=np.float32) for h in wanted}, []
-        ids, mask, truncated = self.encode(texts)
-        logits = self._session.run(wanted, {"input_ids": ids, "attention_mask": mask})
-        return {h: _softmax(x) for h, x in zip(wanted, logits, strict=True)}, truncated
+        encodings = self._encode(texts)
+        probs = {h: np.empty((len(texts), len(self.heads[h])), dtype=np.float32) for h in wanted}
+        # Texts of similar length run together, CHUNK at a time: mixed chat lengths otherwise leave two
+        # thirds of a padded batch as padding (measured: 2x seq/s at batch 32). Labels do not change:
+        # the static int8 model gives each text the same output whatever its batch.
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+        for start in range(0, len(order), CHUNK):
+            rows = order[start : start + CHUNK]
+            ids, mask = _pad([encodings[i] for i in rows])
+            logits = self._session.run(wanted, {"input_ids": ids, "attention_mask": mask})
+            for head, x in zip(wanted, logits, strict=True):
+                probs[head][rows] = _softmax(x)
+        return probs, [bool(e.overflowing) for e in encodings]
 
     def decide(self, head: str, probs: np.ndarray) -> HeadResult:
         """Label for one row of probabilities: argmax, or the head's fallback label below its threshold."""
