@@ -1,7 +1,7 @@
 """Inference for the shipped model: onnxruntime + tokenizers only, safe to call from worker threads.
 
-Batches are padded to their own longest text, not to ``max_length``: on CPU a 128-token pad costs
-several times what the typical 20-30 token message needs.
+A batch runs as length-sorted chunks, each padded to its own longest text, not to ``max_length``: on
+CPU a 128-token pad costs several times what the typical 20-30 token message needs.
 """
 
 from __future__ import annotations

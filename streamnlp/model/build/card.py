@@ -100,7 +100,7 @@ def write_card(
         f"- `{MODEL_FILE}` size: {(out_dir / MODEL_FILE).stat().st_size / 1e6:.1f} MB (int8);"
         f" fp32 student {build_info['student_fp32_mb']:.1f} MB",
         f"- Max length {manifest['max_length']} tokens (longer texts are truncated and flagged);",
-        "  batches are padded to their longest text.",
+        "  each batch runs as length-sorted chunks of 8 texts, each padded to its longest text.",
         f"- Out-of-scope rule (`intent_general`): {manifest.get('thresholds')}; if the top probability is",
         "  below `min_score` the label is `oos` (its score is then the softmax probability of `oos`).",
         "",
