@@ -39,6 +39,16 @@ def _parse_str_tuple(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _choice_parser(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
 _PARSERS: dict[Any, Callable[[str], Any]] = {
     str: str,
     int: int,
@@ -56,6 +66,8 @@ def _parser_for(annotation: Any) -> tuple[Callable[[str], Any], bool]:
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         optional = len(args) != len(typing.get_args(annotation))
         annotation = args[0]
+    if typing.get_origin(annotation) is typing.Literal:
+        return _choice_parser(typing.get_args(annotation)), optional
     try:
         return _PARSERS[annotation], optional
     except KeyError:

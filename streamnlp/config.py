@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from ._errors import ConfigError
 from ._settings import Settings, setting
@@ -122,6 +123,12 @@ class WorkerSettings(Settings):
         "COMMIT_INTERVAL",
         0.2,
         "Seconds between offset commits: at most this much labelled work is repeated after a crash.",
+    )
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = setting(
+        "PROCESSING_GUARANTEE",
+        "at_least_once",
+        "at_least_once: a crash may repeat the batches in flight; exactly_once: outputs and input offsets "
+        "commit in one Kafka transaction per input partition (readers must use read_committed).",
     )
     session_timeout: float = setting(
         "SESSION_TIMEOUT",

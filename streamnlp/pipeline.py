@@ -19,7 +19,7 @@ from ._errors import ConfigError, RecordError
 from .cache import LabelCache
 from .config import WorkerSettings
 from .metrics import Metrics
-from .records import DeadLetter, Incoming, Label, LabelRequest, Labels, OutputRecord, parse_input
+from .records import DeadLetter, Incoming, Label, LabelRequest, Labels, OutputRecord, Source, parse_input
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,13 @@ class Model(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Publish:
+    """One record to publish, with the input it answers (exactly-once mode sends it in that input
+    partition's transaction)."""
+
     topic: str
     key: bytes | None
     value: bytes
+    source: Source
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +228,7 @@ class Pipeline:
                 timings_ms={"inference": inference * 1000, "batch": total_ms},
             )
             topic = self.output_topic.format(topic=request.source.topic, profile=request.profile)
-            outputs.append(Publish(topic, request.key, record.to_json()))
+            outputs.append(Publish(topic, request.key, record.to_json(), request.source))
             self.metrics.labelled.labels(request.profile).inc()
             if lab.truncated:
                 self.metrics.truncated.inc()
@@ -233,7 +237,7 @@ class Pipeline:
     def dead_letter(self, message: Incoming, reason: str, detail: str) -> Publish:
         self.metrics.dead_letters.labels(reason).inc()
         record = DeadLetter(reason, detail, message.source, message.key, message.value)
-        return Publish(self.dlq_topic, message.key, record.to_json())
+        return Publish(self.dlq_topic, message.key, record.to_json(), message.source)
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -1,8 +1,15 @@
 """The Faust app: consume the input topics in micro-batches, label, publish, then let Faust commit.
 
-At-least-once: Faust commits an offset only after the agent has acknowledged the event, and the agent
-acknowledges a batch only after the broker has acknowledged every record published for it. A worker
-killed mid-batch therefore re-labels that batch after restart; it never skips it.
+At-least-once (the default): Faust commits an offset only after the agent has acknowledged the event,
+and the agent acknowledges a batch only after the brokers have acknowledged every record published for
+it. A worker killed mid-batch therefore re-labels that batch after restart; it never skips it.
+
+Exactly-once (``STREAMNLP_PROCESSING_GUARANTEE=exactly_once``): Faust keeps one transactional producer
+per assigned input partition (its transactional id names the partition, so a restarted or new owner
+fences the old one and aborts its open transaction). Every record answering an input from partition P
+is sent in P's transaction, and Faust's commit puts P's offsets into that same transaction before
+committing it: outputs and offsets become visible together or not at all. Commits wait while a batch
+is between its first send and its acknowledgement, so no transaction holds half a batch.
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import faust
@@ -20,7 +27,7 @@ from faust.web import Request, Response, View
 
 from streamnlp.config import WorkerSettings
 from streamnlp.kafka import MAX_MESSAGE_BYTES, ssl_context
-from streamnlp.pipeline import Pipeline
+from streamnlp.pipeline import Pipeline, Publish
 from streamnlp.records import Incoming, Source
 
 log = logging.getLogger("streamnlp.worker")
@@ -57,6 +64,7 @@ def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
+        processing_guarantee=settings.processing_guarantee,
         producer_acks=-1,
         producer_max_request_size=MAX_MESSAGE_BYTES,
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,
@@ -81,11 +89,11 @@ def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
         async for events in stream.take_events(settings.batch_max_size, within=settings.batch_max_wait):
             batch = [_incoming(event) for event in events]
             result = await pipeline.process(batch)
-            pending = [
-                await app.producer.send(p.topic, p.key, p.value, partition=None, timestamp=None, headers=None)
-                for p in (*result.outputs, *result.dead_letters)
-            ]
-            await asyncio.gather(*pending)  # acknowledged by the brokers before Faust may commit
+            async with app.commit_gate:
+                pending = [await app.publish(p) for p in (*result.outputs, *result.dead_letters)]
+                await asyncio.gather(*pending)  # acknowledged by the brokers before Faust may commit
+                for event in events:
+                    event.ack()  # safe to commit now, inside the gate (take_events acks again: a no-op)
             now = time.time() * 1000
             for message in batch:
                 if message.source.timestamp_ms:
@@ -120,7 +128,16 @@ class _IdempotentProducer(aiokafka_driver.Producer):
         return {"acks": "all", "enable_idempotence": True}
 
 
+class _GatedConsumer(aiokafka_driver.Consumer):
+    """Commits wait for the batch in flight, so a commit never splits a batch's outputs from its offsets."""
+
+    async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
+        async with self.app.commit_gate:  # type: ignore[attr-defined]
+            return await super().commit(topics, start_new_transaction=start_new_transaction)
+
+
 class _Transport(aiokafka_driver.Transport):
+    Consumer = _GatedConsumer
     Producer = _IdempotentProducer
 
 
@@ -128,6 +145,22 @@ class LabelApp(faust.App):
     """The Faust app of a worker; it owns the pipeline and closes it when the worker stops."""
 
     pipeline: Pipeline
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commit_gate = asyncio.Lock()
+
+    async def publish(self, record: Publish) -> Awaitable[Any]:
+        """Send ``record``; in exactly-once mode inside the transaction of the input partition it answers."""
+        if not self.in_transaction:
+            return await self.producer.send(
+                record.topic, record.key, record.value, partition=None, timestamp=None, headers=None
+            )
+        source = record.source
+        transactional_id = f"{self.conf.id}-{self.assignor.group_for_topic(source.topic)}-{source.partition}"
+        return await self.producer.send(
+            record.topic, record.key, record.value, None, None, None, transactional_id=transactional_id
+        )
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)

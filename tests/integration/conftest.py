@@ -139,11 +139,15 @@ class Stream:
             await producer.stop()
 
     async def collect(self, expected: int, within: float = 120) -> tuple[list[dict], list[dict]]:
-        """Read outputs and dead letters from the start until ``expected`` distinct inputs have one."""
+        """Read outputs and dead letters from the start until ``expected`` distinct inputs have one.
+
+        Reads committed records only, as readers of an exactly-once worker must (records of a
+        non-transactional producer are all committed)."""
         consumer = AIOKafkaConsumer(
             self.output,
             self.dlq,
             **client_kwargs(self.settings),
+            isolation_level="read_committed",
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             fetch_max_bytes=64 << 20,

@@ -45,11 +45,9 @@ async def test_sigterm_mid_stream_drains_commits_and_restart_duplicates_nothing(
     assert duplicates == 0, f"{duplicates} duplicates after a clean stop"
 
 
-async def test_five_sigkills_mid_stream_lose_nothing_and_duplicate_at_most_the_in_flight(
-    stream: Stream, start_worker
-) -> None:
-    env = stream.env(STREAMNLP_CACHE_SECRET=uuid.uuid4().hex, STREAMNLP_BATCH_MAX_SIZE=str(BATCH))
-    total = 6000
+async def _kill_five_times(stream: Stream, start_worker, total: int, **env: str) -> tuple[int, int]:
+    """SIGKILL a worker mid-stream five times, restart it, and read everything: (kills, duplicates)."""
+    env = stream.env(STREAMNLP_CACHE_SECRET=uuid.uuid4().hex, STREAMNLP_BATCH_MAX_SIZE=str(BATCH), **env)
     await stream.produce(as_values(chats(total, seed=202), "k"))
     kills = 5
     for _ in range(kills):
@@ -63,10 +61,27 @@ async def test_five_sigkills_mid_stream_lose_nothing_and_duplicate_at_most_the_i
     ids = Counter(o["id"] for o in outputs)
     assert set(ids) == {f"k-{i}" for i in range(total)}, f"lost {total - len(ids)} messages"
     duplicates = sum(n - 1 for n in ids.values())
+    mode = env.get("STREAMNLP_PROCESSING_GUARANTEE", "at_least_once")
+    print(f"sigkill x{kills} ({mode}): sent {total}, received {len(outputs)}, duplicates {duplicates}")
+    return kills, duplicates
+
+
+async def test_five_sigkills_mid_stream_lose_nothing_and_duplicate_at_most_the_in_flight(
+    stream: Stream, start_worker
+) -> None:
+    kills, duplicates = await _kill_five_times(stream, start_worker, 6000)
     # Each kill may repeat what was published but not yet committed: the batch in flight plus at most
     # one commit interval (0.2 s) of work, a few batches at this machine's rate.
-    print(f"sigkill x{kills}: sent {total}, received {len(outputs)}, lost 0, duplicates {duplicates}")
     assert duplicates <= kills * 4 * BATCH, duplicates
+
+
+async def test_five_sigkills_in_exactly_once_mode_lose_nothing_and_duplicate_nothing(
+    stream: Stream, start_worker
+) -> None:
+    _, duplicates = await _kill_five_times(
+        stream, start_worker, 6000, STREAMNLP_PROCESSING_GUARANTEE="exactly_once"
+    )
+    assert duplicates == 0, f"{duplicates} duplicates visible to a read_committed reader"
 
 
 @pytest.fixture

@@ -1,9 +1,14 @@
-"""The Faust app's producer settings: what at-least-once without duplicates from retries needs."""
+"""The Faust app's producer settings and where its records go in each processing guarantee."""
 
 from __future__ import annotations
 
+import asyncio
+
+from faust.types import TP
+
 from streamnlp.config import WorkerSettings
-from streamnlp.pipeline import Pipeline
+from streamnlp.pipeline import Pipeline, Publish
+from streamnlp.records import Source
 from workers import create_app
 
 
@@ -14,3 +19,24 @@ def test_the_worker_producer_waits_for_all_replicas_and_is_idempotent(model) -> 
     effective = {**producer._settings_default(), **producer._settings_extra()}
     assert effective["acks"] == "all"
     assert effective["enable_idempotence"] is True
+
+
+def test_exactly_once_mode_sends_each_record_in_its_input_partitions_transaction(model) -> None:
+    settings = WorkerSettings.from_env(
+        {"STREAMNLP_PROCESSING_GUARANTEE": "exactly_once", "STREAMNLP_INPUTS": "chats=ecommerce"}
+    )
+    app = create_app(settings, Pipeline.from_settings(settings, model, use_redis=False))
+    assert app.conf.processing_guarantee.value == "exactly_once"
+    sent: list[tuple[str, str | None]] = []
+
+    async def send(topic, key, value, partition, timestamp, headers, *, transactional_id=None):
+        sent.append((topic, transactional_id))
+
+    app.producer.send = send  # records what the app hands to Faust's producer; nothing is published
+    app.in_transaction = True  # Faust sets this only inside a running worker
+    app.assignor._topic_groups = {"chats": 0, "streamnlp.labels": 1}  # as an assignment would set them
+    record = Publish("streamnlp.labels", b"k", b"{}", Source("chats", 3, 17, None))
+    asyncio.run(app.publish(record))
+    # The transaction Faust commits partition 3's offsets in, not one named after the output's partition.
+    (commit_transaction,) = app.consumer.transactions._tps_to_transactional_ids({TP("chats", 3)})
+    assert sent == [("streamnlp.labels", commit_transaction)]

@@ -74,3 +74,11 @@ def test_profiles_can_be_redefined_and_added() -> None:
     )
     assert settings.profiles()["medical"] == ("sentiment", "intent_clinic")
     assert settings.profiles()["triage"] == ("sentiment",)
+
+
+def test_a_choice_setting_accepts_its_choices_in_any_case_and_names_them_when_wrong() -> None:
+    assert WorkerSettings.from_env({}).processing_guarantee == "at_least_once"
+    settings = WorkerSettings.from_env({"STREAMNLP_PROCESSING_GUARANTEE": " Exactly_Once "})
+    assert settings.processing_guarantee == "exactly_once"
+    with pytest.raises(ConfigError, match="expected one of at_least_once, exactly_once"):
+        WorkerSettings.from_env({"STREAMNLP_PROCESSING_GUARANTEE": "twice"})
