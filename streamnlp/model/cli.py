@@ -1,6 +1,7 @@
 """``streamnlp model ...``: build, evaluate and extend the label model.
 
-``eval`` needs only the runtime; ``build`` and ``add-head`` import torch lazily and say how to get it.
+``eval`` needs only the runtime; ``add-head`` adds onnx and tqdm (in the ``dev`` and ``train`` extras);
+``build`` imports torch lazily. Each says how to get what it lacks.
 """
 
 from __future__ import annotations
@@ -19,12 +20,21 @@ DEFAULT_MODEL = Path("models/squeezebert-int8")
 STOP_STAGES = ("teacher", "student", "export", "package", "report")
 
 
-def _require_training_deps() -> None:
-    missing = [m for m in ("torch", "onnx", "safetensors", "tqdm") if importlib.util.find_spec(m) is None]
+def _require(modules: tuple[str, ...], what: str, extra: str) -> None:
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         raise click.ClickException(
-            f"missing training dependencies ({', '.join(missing)}): pip install -e '.[train]'"
+            f"missing {what} dependencies ({', '.join(missing)}): pip install -e '.[{extra}]'"
         )
+
+
+def _require_training_deps() -> None:
+    _require(("torch", "onnx", "safetensors", "tqdm"), "training", "train")
+
+
+def _require_add_head_deps() -> None:
+    """add-head trains in numpy on features from onnxruntime: it needs onnx and tqdm, never torch."""
+    _require(("onnx", "tqdm"), "add-head", "dev")
 
 
 @click.group("model")
@@ -184,7 +194,7 @@ def eval_cmd(
 )
 def add_head_cmd(name: str, data: Path, model_dir: Path, out_dir: Path | None, holdout: float) -> None:
     """Train a new intent head on your CSV (frozen encoder features, minutes on CPU); write a new version."""
-    _require_training_deps()
+    _require_add_head_deps()
     from streamnlp.model.build.addhead import add_head
     from streamnlp.model.runtime import ModelError
 

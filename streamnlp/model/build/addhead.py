@@ -1,8 +1,9 @@
 """``streamnlp model add-head``: a new classifier head trained on frozen encoder features of a shipped model.
 
 Features come from the shipped ONNX itself (the pooled tensor that feeds the existing heads), so the new
-head sees exactly what the runtime computes, int8 encoder included. Training is a softmax regression
-in torch over cached features: seconds to minutes on CPU.
+head sees exactly what the runtime computes, int8 encoder included. Training is a full-batch softmax
+regression in numpy over the cached features: seconds to minutes on CPU. Needs numpy, onnx, onnxruntime,
+tokenizers and tqdm (no torch).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tqdm import tqdm
 from streamnlp.model.build.package import write_model_dir
 from streamnlp.model.evaluate import read_labelled_csv
 from streamnlp.model.manifest import CARD_FILE, MODEL_FILE, TOKENIZER_FILE, sha256
-from streamnlp.model.runtime import LabelModel, ModelError, verify
+from streamnlp.model.runtime import DISABLED_OPTIMIZERS, LabelModel, ModelError, verify
 
 POOLED_OUTPUT = "pooled"
 
@@ -64,16 +65,27 @@ def _with_pooled_output(model: onnx.ModelProto, pooled: str) -> onnx.ModelProto:
     return probe
 
 
-def extract_features(model_dir: Path, texts: list[str], batch_size: int = 64) -> np.ndarray:
+def extract_features(
+    model_dir: Path, texts: list[str], batch_size: int = 64, *, threads: int = 1
+) -> np.ndarray:
     """Pooled encoder features ([n, hidden]) for ``texts`` from the shipped model."""
     import onnxruntime as ort
 
-    model = onnx.load(str(model_dir / MODEL_FILE))
-    first_head = next(iter(LabelModel.load(model_dir).heads))
-    pooled = pooled_tensor(model.graph, first_head)
-    probe = _with_pooled_output(model, pooled)
-    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
     runtime = LabelModel.load(model_dir)
+    model = onnx.load(str(model_dir / MODEL_FILE))
+    pooled = pooled_tensor(model.graph, next(iter(runtime.heads)))
+    probe = _with_pooled_output(model, pooled)
+    # The runtime's session settings (see runtime.make_session), so the features are the ones it computes.
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(
+        probe.SerializeToString(),
+        opts,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=list(DISABLED_OPTIMIZERS),
+    )
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     feats: np.ndarray | None = None
     for start in tqdm(range(0, len(order), batch_size), desc="features", unit="batch"):
@@ -89,26 +101,68 @@ def extract_features(model_dir: Path, texts: list[str], batch_size: int = 64) ->
 
 
 def train_head(
-    feats: np.ndarray, y: np.ndarray, n_classes: int, *, epochs: int = 300, seed: int = 0
+    feats: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    *,
+    epochs: int = 300,
+    lr: float = 0.01,
+    weight_decay: float = 0.01,
+    label_smoothing: float = 0.05,
+    sample_weight: np.ndarray | None = None,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Full-batch softmax regression with weight decay; returns (weight [hidden, classes], bias)."""
-    import torch
+    """Full-batch softmax regression on standardised features, trained with AdamW (numpy only).
 
-    torch.manual_seed(seed)
-    x = torch.from_numpy(feats)
-    mean, std = x.mean(0), x.std(0) + 1e-6
+    Cross-entropy with label smoothing, optionally weighted per row (``sample_weight``, e.g. to balance
+    classes); decoupled weight decay on weight and bias. Deterministic for a given ``seed``. The
+    standardisation is folded into the result, so ``feats @ weight + bias`` are the logits on raw
+    features. Returns (weight [hidden, classes], bias [classes]) as float32.
+    """
+    x = np.asarray(feats, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    if x.ndim != 2 or len(x) == 0 or len(x) != len(y):
+        raise ModelError(f"need a non-empty [n, hidden] feature matrix and n labels: {x.shape}, {y.shape}")
+    if n_classes < 2 or y.min() < 0 or y.max() >= n_classes:
+        raise ModelError(f"labels must lie in 0..{n_classes - 1} with at least two classes")
+    n, hidden = x.shape
+    mean = x.mean(0)
+    std = x.std(0)
+    std = np.where(std > 1e-6, std, 1.0)  # a constant feature must not turn into a huge folded weight
     xn = (x - mean) / std
-    target = torch.from_numpy(y)
-    lin = torch.nn.Linear(x.shape[1], n_classes)
-    opt = torch.optim.AdamW(lin.parameters(), lr=0.01, weight_decay=0.01)
-    for _ in tqdm(range(epochs), desc="head", unit="epoch", mininterval=5):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(lin(xn), target, label_smoothing=0.05).backward()
-        opt.step()
-    with torch.no_grad():
-        weight = (lin.weight / std).T  # fold the standardisation into the head
-        bias = lin.bias - (lin.weight * (mean / std)).sum(1)
-    return weight.numpy().astype(np.float32), bias.numpy().astype(np.float32)
+    target = np.full((n, n_classes), label_smoothing / n_classes)
+    target[np.arange(n), y] += 1.0 - label_smoothing
+    rows = np.full(n, 1.0 / n) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    if rows.shape != (n,) or (rows < 0).any() or rows.sum() <= 0:
+        raise ModelError("sample_weight must be n non-negative numbers, not all zero")
+    rows = rows / rows.sum()
+
+    bound = 1.0 / np.sqrt(hidden)  # the usual uniform init of a linear layer
+    rng = np.random.default_rng(seed)
+    params = [rng.uniform(-bound, bound, (hidden, n_classes)), rng.uniform(-bound, bound, n_classes)]
+    first = [np.zeros_like(p) for p in params]
+    second = [np.zeros_like(p) for p in params]
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    for step in tqdm(range(1, epochs + 1), desc="head", unit="epoch", mininterval=5):
+        logits = xn @ params[0] + params[1]
+        logits -= logits.max(1, keepdims=True)
+        prob = np.exp(logits)
+        prob /= prob.sum(1, keepdims=True)
+        grad_logits = (prob - target) * rows[:, None]
+        grads = [xn.T @ grad_logits, grad_logits.sum(0)]
+        for p, g, m, v in zip(params, grads, first, second, strict=True):
+            p *= 1.0 - lr * weight_decay
+            m *= beta1
+            m += (1.0 - beta1) * g
+            v *= beta2
+            v += (1.0 - beta2) * g * g
+            m_hat = m / (1.0 - beta1**step)
+            v_hat = v / (1.0 - beta2**step)
+            p -= lr * m_hat / (np.sqrt(v_hat) + eps)
+    w, b = params
+    weight = w / std[:, None]  # fold the standardisation into the head
+    bias = b - (mean / std) @ w
+    return weight.astype(np.float32), bias.astype(np.float32)
 
 
 def next_version(version: str) -> str:
@@ -126,6 +180,11 @@ def add_head(
     runtime = LabelModel.load(model_dir)
     if name in runtime.heads:
         raise ModelError(f"head {name!r} already exists in {model_dir}")
+    graph = onnx.load(str(model_dir / MODEL_FILE), load_external_data=False).graph
+    taken = {t for node in graph.node for t in node.output} | {i.name for i in graph.input}
+    taken |= {i.name for i in graph.initializer}
+    if {name, f"{name}.weight", f"{name}.bias"} & taken:
+        raise ModelError(f"head name {name!r} clashes with a tensor already in {model_dir / MODEL_FILE}")
     texts, gold = read_labelled_csv(data)
     labels = sorted(set(gold))
     if len(labels) < 2:

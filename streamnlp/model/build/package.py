@@ -6,8 +6,8 @@ import datetime as dt
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from streamnlp.model.build.config import BuildConfig
 from streamnlp.model.manifest import (
     LABELS_FILE,
     MANIFEST,
@@ -16,6 +16,9 @@ from streamnlp.model.manifest import (
     file_hashes,
     write_json,
 )
+
+if TYPE_CHECKING:  # the build config imports torch; add-head writes model dirs without it
+    from streamnlp.model.build.config import BuildConfig
 
 
 def write_model_dir(
