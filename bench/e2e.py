@@ -54,9 +54,13 @@ def plot(
     return path
 
 
-def model_ceiling(texts: Sequence[str], batch: int = 32, seconds: float = 8.0) -> float:
-    """seq/s of the shipped model alone, one thread, batches as the worker forms them."""
+def model_ceiling(texts: Sequence[str], batch: int | None = None, seconds: float = 8.0) -> float:
+    """seq/s of the shipped model alone, one thread, batches as the worker forms them (its default
+    batch size unless ``batch`` is given)."""
+    from streamnlp.config import WorkerSettings
     from streamnlp.model.runtime import LabelModel
+
+    batch = batch or WorkerSettings.from_env({}).batch_max_size
 
     model = LabelModel.load(MODEL, threads=1)
     heads = ["sentiment", "intent_ecommerce"]
@@ -107,7 +111,7 @@ def e2e(texts: list[str], count: int = 4000) -> dict[str, object]:
         "worker_rss_mb": round(rss_after_saturation, 1),
         "open_loop": [r.row() for r in rows],
     }
-    print(f"model ceiling (batch 32, 1 thread): {ceiling:.0f} seq/s")
+    print(f"model ceiling (worker batch size, 1 thread): {ceiling:.0f} seq/s")
     print(f"end to end, saturated, one worker: {sustained:.0f} seq/s  -> ratio {sustained / ceiling:.2f}")
     if naive:
         print(f"vs naive peer end to end: {sustained / naive['naive_sustained_seq_s']:.1f}x")
@@ -202,21 +206,41 @@ def scaling(texts: list[str], count: int = 6000) -> dict[str, object]:
     return payload
 
 
-def sweep(texts: list[str], rate: float | None = None) -> dict[str, object]:
+def sweep(texts: list[str], rate: float | None = None, count: int = 6000) -> dict[str, object]:
+    """Latency at a moderate offered rate for each max size x max wait x batches in flight, then the
+    saturated throughput of each size x batches in flight: the two sides of choosing the defaults."""
     rows = []
-    for size in (8, 32, 64):
-        for wait in (0.005, 0.02, 0.05):
+    grid = [(size, wait, 1) for size in (8, 32, 64) for wait in (0.005, 0.02, 0.05)]
+    grid += [(size, 0.005, 2) for size in (8, 32, 64)]
+    for size, wait, in_flight in grid:
+        topics, (worker,) = start_run(
+            f"sweep{size}",
+            STREAMNLP_BATCH_MAX_SIZE=str(size),
+            STREAMNLP_BATCH_MAX_WAIT=str(wait),
+            STREAMNLP_BATCHES_IN_FLIGHT=str(in_flight),
+        )
+        try:
+            offered = rate or 300.0
+            result = asyncio.run(open_loop(topics, texts, offered, seconds=10))
+            config = {"batch_max_size": size, "batch_max_wait": wait, "in_flight": in_flight}
+            rows.append(config | result.row())
+        finally:
+            worker.stop()
+    columns = ["batch_max_size", "batch_max_wait", "in_flight", "offered_rate", "throughput", "p50_ms"]
+    print(table(rows, [*columns, "p99_ms"]))
+    saturated = []
+    for size in (32, 64, 128):
+        for in_flight in (1, 2):
             topics, (worker,) = start_run(
-                f"sweep{size}", STREAMNLP_BATCH_MAX_SIZE=str(size), STREAMNLP_BATCH_MAX_WAIT=str(wait)
+                f"sat{size}", STREAMNLP_BATCH_MAX_SIZE=str(size), STREAMNLP_BATCHES_IN_FLIGHT=str(in_flight)
             )
             try:
-                offered = rate or 300.0
-                result = asyncio.run(open_loop(topics, texts, offered, seconds=10))
-                rows.append({"batch_max_size": size, "batch_max_wait": wait} | result.row())
+                seq_s = asyncio.run(saturate(topics, texts[:count], count))
+                saturated.append({"batch_max_size": size, "in_flight": in_flight, "seq_s": round(seq_s, 1)})
             finally:
                 worker.stop()
-    print(table(rows, ["batch_max_size", "batch_max_wait", "offered_rate", "throughput", "p50_ms", "p99_ms"]))
-    payload = {"machine": machine(), "rows": rows}
+    print(table(saturated, ["batch_max_size", "in_flight", "seq_s"]))
+    payload = {"machine": machine(), "rows": rows, "saturated": saturated}
     save("sweep", payload)
     return payload
 

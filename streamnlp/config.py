@@ -136,6 +136,13 @@ class WorkerSettings(Settings):
         "Seconds without heartbeat before the group gives a dead worker's partitions to the others.",
     )
     batch_max_size: int = setting("BATCH_MAX_SIZE", 32, "Most messages in one micro-batch.")
+    batches_in_flight: int = setting(
+        "BATCHES_IN_FLIGHT",
+        2,
+        "Micro-batches a worker works on at once: while one waits for the model or the brokers, the next "
+        "is parsed and looked up. Above 1, a partition's outputs may be published out of input order. "
+        "Exactly-once mode always runs 1.",
+    )
     batch_max_wait: float = setting(
         "BATCH_MAX_WAIT", 0.005, "Seconds a micro-batch waits to fill before it runs anyway."
     )

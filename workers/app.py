@@ -84,7 +84,11 @@ def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
     inputs = app.topic(*settings.topic_profiles(), key_serializer="raw", value_serializer="raw")
     metrics = pipeline.metrics
 
-    @app.agent(inputs, concurrency=1)
+    # Two batches of one partition in flight could commit the later one's outputs in a transaction
+    # whose offsets stop before the earlier one: exactly-once runs one batch at a time.
+    in_flight = 1 if settings.processing_guarantee == "exactly_once" else settings.batches_in_flight
+
+    @app.agent(inputs, concurrency=in_flight)
     async def label(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_max_size, within=settings.batch_max_wait):
             batch = [_incoming(event) for event in events]
@@ -112,10 +116,6 @@ def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
     async def ready(web: View, request: Request) -> Response:
         ok = app.started and not app.rebalancing
         return web.json({"ready": ok}, status=200 if ok else 503)
-
-    @app.on_after_configured.connect
-    def _quiet(app: faust.App, **kwargs: Any) -> None:
-        logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
     return app
 

@@ -40,3 +40,14 @@ def test_exactly_once_mode_sends_each_record_in_its_input_partitions_transaction
     # The transaction Faust commits partition 3's offsets in, not one named after the output's partition.
     (commit_transaction,) = app.consumer.transactions._tps_to_transactional_ids({TP("chats", 3)})
     assert sent == [("streamnlp.labels", commit_transaction)]
+
+
+def test_batches_run_concurrently_in_at_least_once_mode_but_one_at_a_time_in_exactly_once(model) -> None:
+    def concurrency(**env: str) -> int:
+        settings = WorkerSettings.from_env({"STREAMNLP_BATCHES_IN_FLIGHT": "3", **env})
+        app = create_app(settings, Pipeline.from_settings(settings, model, use_redis=False))
+        (agent,) = app.agents.values()
+        return agent.concurrency
+
+    assert concurrency() == 3
+    assert concurrency(STREAMNLP_PROCESSING_GUARANTEE="exactly_once") == 1
