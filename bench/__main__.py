@@ -1,4 +1,5 @@
-"""``python -m bench NAME``: e2e, cache, scaling, sweep, padding, model (the model ceiling), or all."""
+"""``python -m bench NAME``: e2e, cache, scaling, guarantee, sweep, padding, model (the model ceiling),
+or all."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ def main(argv: list[str]) -> int:
 
         return model_main([])
     texts = e2e.load_texts()
-    chosen = ["e2e", "cache", "scaling", "sweep", "padding"] if names == ["all"] else names
+    chosen = ["e2e", "cache", "scaling", "guarantee", "sweep", "padding"] if names == ["all"] else names
     for name in chosen:
         print(f"\n=== {name}")
         getattr(e2e, name)(texts)

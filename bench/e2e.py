@@ -206,6 +206,24 @@ def scaling(texts: list[str], count: int = 6000) -> dict[str, object]:
     return payload
 
 
+def guarantee(texts: list[str], count: int = 6000) -> dict[str, object]:
+    """Saturated throughput of at-least-once (default settings) vs exactly-once (transactions)."""
+    rows = []
+    for mode in ("at_least_once", "exactly_once"):
+        topics, (worker,) = start_run(f"g-{mode}", STREAMNLP_PROCESSING_GUARANTEE=mode)
+        try:
+            rows.append(
+                {"guarantee": mode, "seq_s": round(asyncio.run(saturate(topics, texts[:count], count)), 1)}
+            )
+        finally:
+            worker.stop()
+    rows[1]["vs_at_least_once"] = round(float(rows[1]["seq_s"]) / max(float(rows[0]["seq_s"]), 1e-9), 2)
+    print(table(rows, ["guarantee", "seq_s", "vs_at_least_once"]))
+    payload = {"machine": machine(), "rows": rows}
+    save("guarantee", payload)
+    return payload
+
+
 def sweep(texts: list[str], rate: float | None = None, count: int = 6000) -> dict[str, object]:
     """Latency at a moderate offered rate for each max size x max wait x batches in flight, then the
     saturated throughput of each size x batches in flight: the two sides of choosing the defaults."""

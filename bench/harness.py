@@ -174,7 +174,11 @@ async def open_loop(
     each output from its input's send time to its arrival at a downstream consumer."""
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=2, acks=1)
     consumer = AIOKafkaConsumer(
-        topics.output, bootstrap_servers=BOOTSTRAP, auto_offset_reset="latest", fetch_max_wait_ms=10
+        topics.output,
+        bootstrap_servers=BOOTSTRAP,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=10,
+        isolation_level="read_committed",
     )
     await producer.start()
     await consumer.start()
@@ -246,7 +250,12 @@ async def saturate(topics: Topics, texts: Sequence[str], count: int, *, within: 
         )
     await producer.flush()
     await producer.stop()
-    consumer = AIOKafkaConsumer(topics.output, bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(  # read_committed: an exactly-once worker's outputs count once committed
+        topics.output,
+        bootstrap_servers=BOOTSTRAP,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
     await consumer.start()
     seen = 0
     first = last = None
