@@ -10,12 +10,7 @@ import csv
 import json
 import os
 import platform
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,6 +20,8 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streamnlp._worker_process import WORKER_COMMAND, WorkerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -54,12 +51,6 @@ def data_texts(data_dir: Path, limit: int = 20000, seed: int = 0) -> list[str]:
     return unique[:limit]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Topics:
     input: str
@@ -85,13 +76,11 @@ class Topics:
             await admin.close()
 
 
-class Worker:
-    """A `streamnlp worker` process (or any command speaking the same topics)."""
+class Worker(WorkerProcess):
+    """A `streamnlp worker` process (or any command speaking the same topics) on a run's topics."""
 
     def __init__(self, topics: Topics, *, command: Sequence[str] | None = None, **env: str) -> None:
-        self.port = free_port()
-        self.env = {
-            **os.environ,
+        settings = {
             "STREAMNLP_BROKERS": BOOTSTRAP,
             "STREAMNLP_REDIS_URL": REDIS_URL,
             "STREAMNLP_INPUTS": f"{topics.input}=ecommerce",
@@ -99,50 +88,18 @@ class Worker:
             "STREAMNLP_DLQ_TOPIC": topics.dlq,
             "STREAMNLP_GROUP": topics.group,
             "STREAMNLP_MODEL_PATH": str(MODEL),
-            "STREAMNLP_WEB_PORT": str(self.port),
             "STREAMNLP_CACHE_SECRET": uuid.uuid4().hex,  # a cold cache for every run
             "STREAMNLP_LOG_LEVEL": "warning",
             **env,
         }
-        self.command = list(command or [sys.executable, "-m", "streamnlp.cli", "worker"])
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = OUT / f"worker-{topics.group}-{self.port}.log"
-
-    def start(self, timeout: float = 120) -> Worker:
-        OUT.mkdir(parents=True, exist_ok=True)
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(self.command, env=self.env, stdout=out, stderr=out)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited; see {self.log}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ready", timeout=1) as r:
-                    if orjson.loads(r.read()).get("ready"):
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"worker not ready in {timeout}s; see {self.log}")
+        log = OUT / f"worker-{topics.group}-{uuid.uuid4().hex[:6]}.log"
+        super().__init__(settings, log, command=command or WORKER_COMMAND)
 
     def rss_mb(self) -> float:
         import psutil
 
         assert self.proc is not None
         return psutil.Process(self.proc.pid).memory_info().rss / 2**20
-
-    def metric(self, name: str) -> float:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
-            lines = r.read().decode().splitlines()
-        return sum(float(ln.rpartition(" ")[2]) for ln in lines if ln.startswith((name + " ", name + "{")))
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 @dataclass

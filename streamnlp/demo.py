@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from importlib import resources
@@ -18,6 +12,8 @@ import click
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from ._errors import ServiceError
+from ._worker_process import WorkerProcess
 from .config import ServiceSettings, WorkerSettings
 from .services import KafkaCluster, RedisServer
 
@@ -25,12 +21,6 @@ from .services import KafkaCluster, RedisServer
 def sample_chats() -> list[str]:
     text = (resources.files("streamnlp") / "demo_chats.txt").read_text(encoding="utf-8")
     return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _format(record: dict, text: str) -> str:
@@ -108,26 +98,22 @@ def run_demo(rate: float = 8.0, repeat: bool = True) -> None:
     click.echo("starting local Redis and Kafka (first run resolves the Kafka jars with Maven) ...")
     started = [s for s in (redis, kafka) if s.start()]
     topic, output = "demo.chats", "demo.labels"
-    port = _free_port()
     env = {
-        **os.environ,
         "STREAMNLP_BROKERS": kafka.bootstrap_servers,
         "STREAMNLP_REDIS_URL": redis.url,
         "STREAMNLP_INPUTS": f"{topic}=ecommerce",
         "STREAMNLP_OUTPUT_TOPIC": output,
         "STREAMNLP_DLQ_TOPIC": "demo.dlq",
         "STREAMNLP_GROUP": "streamnlp-demo",
-        "STREAMNLP_WEB_PORT": str(port),
     }
-    settings = WorkerSettings.from_env(env)
-    log = Path(services.state_dir) / "demo-worker.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    click.echo(f"starting a worker (log: {log}, metrics: http://127.0.0.1:{port}/metrics) ...")
-    with log.open("ab") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "streamnlp.cli", "worker"], env=env, stdout=out, stderr=out
-        )
+    worker = WorkerProcess(env, Path(services.state_dir) / "demo-worker.log")
+    settings = WorkerSettings.from_env(worker.env)
+    click.echo(f"starting a worker (log: {worker.log}, metrics: http://127.0.0.1:{worker.port}/metrics) ...")
     try:
+        try:
+            worker.start()
+        except ServiceError as exc:
+            raise click.ClickException(str(exc)) from None
         chats = sample_chats()
         for attempt in range(2 if repeat else 1):
             click.echo(
@@ -137,17 +123,15 @@ def run_demo(rate: float = 8.0, repeat: bool = True) -> None:
                 )
             )
             got = asyncio.run(_stream(settings, topic, output, chats, rate))
-            if worker.poll() is not None:
-                raise click.ClickException(f"the worker exited; see {log}")
+            if not worker.alive():
+                raise click.ClickException(f"the worker exited; see {worker.log}")
             if got < len(chats):
-                raise click.ClickException(f"only {got} of {len(chats)} chats came back labelled; see {log}")
+                raise click.ClickException(
+                    f"only {got} of {len(chats)} chats came back labelled; see {worker.log}"
+                )
         click.echo(f"\nall {len(chats)} chats labelled, twice (the second pass from the cache).")
     finally:
-        worker.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            worker.wait(timeout=30)
-        if worker.poll() is None:
-            worker.kill()
+        worker.stop(timeout=30)
         for service in started:
             service.stop()
         if started:

@@ -70,8 +70,8 @@ async def test_five_sigkills_mid_stream_lose_nothing_and_duplicate_at_most_the_i
     stream: Stream, start_worker
 ) -> None:
     kills, duplicates = await _kill_five_times(stream, start_worker, 6000)
-    # Each kill may repeat what was published but not yet committed: the batch in flight plus at most
-    # one commit interval (0.2 s) of work, a few batches at this machine's rate.
+    # Each kill may repeat what was published but not yet committed: the batches in flight (2 by default)
+    # plus at most one commit interval (0.2 s) of work, a few batches at this machine's rate.
     assert duplicates <= kills * 4 * BATCH, duplicates
 
 
