@@ -20,7 +20,9 @@ class Metrics:
             "streamnlp_dead_letters", "Records sent to the dead-letter topic.", ["reason"], registry=r
         )
         self.truncated = Counter("streamnlp_truncated", "Texts cut to the model's window.", registry=r)
-        self.cache_hits = Counter("streamnlp_cache_hits", "Labels found in the cache.", registry=r)
+        self.cache_hits = Counter(
+            "streamnlp_cache_hits", "Labels from the cache (or shared with a batch in flight).", registry=r
+        )
         self.cache_misses = Counter("streamnlp_cache_misses", "Labels not in the cache.", registry=r)
         self.cache_errors = Counter("streamnlp_cache_errors", "Failed Redis round trips.", registry=r)
         self.model_texts = Counter("streamnlp_model_texts", "Texts sent through the model.", registry=r)

@@ -95,6 +95,7 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._max_chars = model.max_length * _CHARS_PER_TOKEN_BOUND
+        self._labelling: dict[str, asyncio.Future[Labels | RecordError | None]] = {}  # cache key -> result
 
     @classmethod
     def from_settings(cls, settings: WorkerSettings, model: Model, *, use_redis: bool = True) -> Pipeline:
@@ -165,17 +166,49 @@ class Pipeline:
     async def label(
         self, requests: Sequence[LabelRequest]
     ) -> tuple[list[Labels | RecordError], list[bool], float]:
-        """Labels for each request, whether each came from the cache, and the seconds spent in the model.
+        """Labels for each request, whether each came without a model call, and the seconds in the model.
 
-        The cache is asked once for the whole batch; each distinct miss goes through the model once.
+        The cache is asked once for the whole batch; each distinct miss goes through the model once, also
+        across the batches in flight: a text another batch is labelling right now is waited for, not
+        labelled again.
         """
         keys = [self.cache.key(self.model.version, r.profile, r.text) for r in requests]
-        cached = await self.cache.get_many(keys)
+        cached: list[Labels | RecordError | None] = list(await self.cache.get_many(keys))
         todo: dict[str, LabelRequest] = {}
+        elsewhere: dict[str, tuple[asyncio.Future[Labels | RecordError | None], LabelRequest]] = {}
         for key, hit, request in zip(keys, cached, requests, strict=True):
-            if hit is None:
-                todo.setdefault(key, request)
+            if hit is None and key not in todo and key not in elsewhere:
+                if key in self._labelling:
+                    elsewhere[key] = (self._labelling[key], request)
+                else:
+                    todo[key] = request
+        loop = asyncio.get_running_loop()
+        mine = {key: loop.create_future() for key in todo}
+        self._labelling.update(mine)
         fresh: dict[str, Labels | RecordError] = {}
+        try:
+            inference = await self._label_fresh(todo, fresh)
+        finally:
+            for key, future in mine.items():  # waiters get None (label it yourself) if this batch failed
+                del self._labelling[key]
+                future.set_result(fresh.get(key))
+        from_model = set(todo)
+        for key, (future, request) in elsewhere.items():
+            if (shared := await future) is not None:
+                fresh[key] = shared
+            else:
+                inference += await self._label_fresh({key: request}, fresh)
+                from_model.add(key)
+        hits = sum(1 for key in keys if key not in from_model)
+        self.metrics.cache_hits.inc(hits)
+        self.metrics.cache_misses.inc(len(requests) - hits)
+        results = [hit if hit is not None else fresh[key] for key, hit in zip(keys, cached, strict=True)]
+        return results, [key not in from_model for key in keys], inference
+
+    async def _label_fresh(
+        self, todo: Mapping[str, LabelRequest], fresh: dict[str, Labels | RecordError]
+    ) -> float:
+        """Run ``todo`` through the model (one call per head set), store into ``fresh`` and the cache."""
         inference = 0.0
         by_heads: dict[tuple[str, ...], list[tuple[str, str]]] = {}
         for key, request in todo.items():
@@ -185,17 +218,13 @@ class Pipeline:
             try:
                 labels = await self._run_model([t for _, t in items], heads)
             except Exception as exc:
-                labels = [RecordError("model_error", f"{type(exc).__name__}: {exc}"[:500])]
+                labels = [RecordError("model_error", f"{type(exc).__name__}: {exc}"[:500])] * len(items)
             inference += time.perf_counter() - began
             fresh.update((key, lab) for (key, _), lab in zip(items, labels, strict=True))
-        if fresh:
+        if todo:
             self.metrics.inference_seconds.observe(inference)
-            await self.cache.put_many([(k, v) for k, v in fresh.items() if isinstance(v, Labels)])
-        hits = sum(1 for c in cached if c is not None)
-        self.metrics.cache_hits.inc(hits)
-        self.metrics.cache_misses.inc(len(requests) - hits)
-        results = [hit if hit is not None else fresh[key] for key, hit in zip(keys, cached, strict=True)]
-        return results, [c is not None for c in cached], inference
+            await self.cache.put_many([(k, fresh[k]) for k in todo if isinstance(fresh.get(k), Labels)])
+        return inference
 
     async def process(self, batch: Sequence[Incoming]) -> BatchResult:
         """Everything to publish for one consumed micro-batch; every input yields exactly one record."""

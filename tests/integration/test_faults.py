@@ -84,6 +84,35 @@ async def test_five_sigkills_in_exactly_once_mode_lose_nothing_and_duplicate_not
     assert duplicates == 0, f"{duplicates} duplicates visible to a read_committed reader"
 
 
+async def test_exactly_once_holds_when_one_of_two_workers_is_killed_and_the_other_takes_over(
+    stream: Stream, start_worker
+) -> None:
+    """The survivor's transactional producers fence the dead worker's and abort its open transactions."""
+    env = stream.env(
+        STREAMNLP_CACHE_SECRET=uuid.uuid4().hex,
+        STREAMNLP_BATCH_MAX_SIZE=str(BATCH),
+        STREAMNLP_PROCESSING_GUARANTEE="exactly_once",
+        STREAMNLP_SESSION_TIMEOUT="6",
+    )
+    total = 6000
+    await stream.produce(as_values(chats(total, seed=404), "r"))
+    first, second = start_worker(env), start_worker(env)
+    await _wait_for_progress(second, 100)  # both hold partitions now
+    await _wait_for_progress(first, 300)
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(timeout=30)
+    outputs, dead = await stream.collect(total, within=240)
+    assert not dead
+    ids = Counter(o["id"] for o in outputs)
+    duplicates = sum(n - 1 for n in ids.values())
+    print(
+        f"exactly_once, 1 of 2 workers killed: sent {total}, received {len(outputs)}, duplicates {duplicates}"
+    )
+    assert set(ids) == {f"r-{i}" for i in range(total)}, f"lost {total - len(ids)} messages"
+    assert duplicates == 0, f"{duplicates} duplicates visible to a read_committed reader"
+    assert second.alive()
+
+
 @pytest.fixture
 async def three_brokers(tmp_path) -> AsyncIterator[KafkaCluster]:
     """A cluster of its own: three brokers, replication 3, min.insync.replicas 2."""

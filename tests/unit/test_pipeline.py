@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Sequence
 
 import orjson
@@ -28,9 +30,14 @@ class PoisonedModel:
             model.heads,
         )
         self.calls: list[int] = []
+        self.seen: list[str] = []
+        self.gate: threading.Event | None = None  # when set by a test, predict waits for it
 
     def predict(self, texts: Sequence[str], heads: Sequence[str] | None = None):  # type: ignore[no-untyped-def]
+        if self.gate is not None:
+            self.gate.wait(timeout=10)
         self.calls.append(len(texts))
+        self.seen.extend(texts)
         if any("POISON" in t for t in texts):
             raise RuntimeError("kernel failure")
         return self._model.predict(texts, heads)
@@ -73,6 +80,34 @@ async def test_repeated_texts_in_a_batch_reach_the_model_once(model: LabelModel)
     assert poisoned.calls == [1]
     labels = {orjson.loads(p.value)["labels"]["intent_ecommerce"]["label"] for p in result.outputs}
     assert len(labels) == 1
+
+
+async def test_a_text_another_batch_in_flight_is_labelling_reaches_the_model_once(model: LabelModel) -> None:
+    counting = PoisonedModel(model)
+    pipeline = pipeline_for(counting)
+    first = incoming([orjson.dumps({"id": "a", "text": "refund please"})])
+    second = incoming([orjson.dumps({"id": "b", "text": "refund please"}), orjson.dumps({"text": "hello"})])
+    one, two = await asyncio.gather(pipeline.process(first), pipeline.process(second))
+    assert sorted(counting.seen) == ["hello", "refund please"]
+    a, b = orjson.loads(one.outputs[0].value), orjson.loads(two.outputs[0].value)
+    assert a["labels"] == b["labels"]
+    assert (a["cached"], b["cached"]) == (False, True)
+
+
+async def test_a_batch_waiting_on_a_cancelled_batch_labels_the_text_itself(model: LabelModel) -> None:
+    counting = PoisonedModel(model)
+    counting.gate = threading.Event()
+    pipeline = pipeline_for(counting)
+    owner = asyncio.create_task(pipeline.process(incoming([orjson.dumps({"text": "refund please"})])))
+    await asyncio.sleep(0.05)  # the owner is now inside the model, blocked on the gate
+    waiter = asyncio.create_task(pipeline.process(incoming([orjson.dumps({"text": "refund please"})])))
+    await asyncio.sleep(0.05)
+    owner.cancel()
+    counting.gate.set()
+    result = await asyncio.wait_for(waiter, timeout=10)
+    assert len(result.outputs) == 1 and not result.dead_letters
+    assert orjson.loads(result.outputs[0].value)["cached"] is False
+    assert counting.seen == ["refund please", "refund please"]
 
 
 async def test_a_text_the_model_fails_on_goes_to_the_dead_letter_topic_alone(model: LabelModel) -> None:
