@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import faust
+from faust.transport.consumer import TopicPartitionGroup
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 from faust.web import Request, Response, View
@@ -156,8 +157,12 @@ class LabelApp(faust.App):
             return await self.producer.send(
                 record.topic, record.key, record.value, partition=None, timestamp=None, headers=None
             )
-        source = record.source
-        transactional_id = f"{self.conf.id}-{self.assignor.group_for_topic(source.topic)}-{source.partition}"
+        topic, partition = record.source.topic, record.source.partition
+        tpg = TopicPartitionGroup(topic, partition, self.assignor.group_for_topic(topic))
+        # Faust names (and starts) the producer of an assigned input partition with this format.
+        transactional_id = self.consumer.transactions.transactional_id_format.format(
+            group_id=self.conf.id, tpg=tpg
+        )
         return await self.producer.send(
             record.topic, record.key, record.value, None, None, None, transactional_id=transactional_id
         )
