@@ -192,13 +192,14 @@ class Pipeline:
             for key, future in mine.items():  # waiters get None (label it yourself) if this batch failed
                 del self._labelling[key]
                 future.set_result(fresh.get(key))
-        from_model = set(todo)
+        unanswered: dict[str, LabelRequest] = {}  # their batch failed or was cancelled: label them here
         for key, (future, request) in elsewhere.items():
             if (shared := await future) is not None:
                 fresh[key] = shared
             else:
-                inference += await self._label_fresh({key: request}, fresh)
-                from_model.add(key)
+                unanswered[key] = request
+        inference += await self._label_fresh(unanswered, fresh)
+        from_model = {*todo, *unanswered}
         hits = sum(1 for key in keys if key not in from_model)
         self.metrics.cache_hits.inc(hits)
         self.metrics.cache_misses.inc(len(requests) - hits)
