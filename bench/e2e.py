@@ -83,6 +83,18 @@ def start_run(
     return topics, started
 
 
+def saturated_seq_s(
+    tag: str, texts: Sequence[str], count: int, *, partitions: int = 4, workers: int = 1, **env: str
+) -> float:
+    """Sustained seq/s of fresh workers on ``count`` pre-loaded unique texts (see ``saturate``)."""
+    topics, started = start_run(tag, partitions=partitions, workers=workers, **env)
+    try:
+        return asyncio.run(saturate(topics, texts[:count], count))
+    finally:
+        for worker in started:
+            worker.stop()
+
+
 def e2e(texts: list[str], count: int = 4000) -> dict[str, object]:
     topics, (worker,) = start_run("e2e")
     try:
@@ -192,13 +204,8 @@ def cache(texts: list[str], count: int = 4000) -> dict[str, object]:
 def scaling(texts: list[str], count: int = 6000) -> dict[str, object]:
     rows = []
     for n in (1, 2):
-        topics, workers = start_run(f"scale{n}", partitions=8, workers=n)
-        try:
-            rate = asyncio.run(saturate(topics, texts[:count], count))
-            rows.append({"workers": n, "seq_s": round(rate, 1)})
-        finally:
-            for worker in workers:
-                worker.stop()
+        rate = saturated_seq_s(f"scale{n}", texts, count, partitions=8, workers=n)
+        rows.append({"workers": n, "seq_s": round(rate, 1)})
     rows[1]["vs_one"] = round(rows[1]["seq_s"] / max(rows[0]["seq_s"], 1e-9), 2)
     print(table(rows, ["workers", "seq_s", "vs_one"]))
     payload = {"machine": machine(), "rows": rows}
@@ -210,13 +217,8 @@ def guarantee(texts: list[str], count: int = 6000) -> dict[str, object]:
     """Saturated throughput of at-least-once (default settings) vs exactly-once (transactions)."""
     rows = []
     for mode in ("at_least_once", "exactly_once"):
-        topics, (worker,) = start_run(f"g-{mode}", STREAMNLP_PROCESSING_GUARANTEE=mode)
-        try:
-            rows.append(
-                {"guarantee": mode, "seq_s": round(asyncio.run(saturate(topics, texts[:count], count)), 1)}
-            )
-        finally:
-            worker.stop()
+        seq_s = saturated_seq_s(f"g-{mode}", texts, count, STREAMNLP_PROCESSING_GUARANTEE=mode)
+        rows.append({"guarantee": mode, "seq_s": round(seq_s, 1)})
     rows[1]["vs_at_least_once"] = round(float(rows[1]["seq_s"]) / max(float(rows[0]["seq_s"]), 1e-9), 2)
     print(table(rows, ["guarantee", "seq_s", "vs_at_least_once"]))
     payload = {"machine": machine(), "rows": rows}
@@ -249,14 +251,14 @@ def sweep(texts: list[str], rate: float | None = None, count: int = 6000) -> dic
     saturated = []
     for size in (32, 64, 128):
         for in_flight in (1, 2):
-            topics, (worker,) = start_run(
-                f"sat{size}", STREAMNLP_BATCH_MAX_SIZE=str(size), STREAMNLP_BATCHES_IN_FLIGHT=str(in_flight)
+            seq_s = saturated_seq_s(
+                f"sat{size}",
+                texts,
+                count,
+                STREAMNLP_BATCH_MAX_SIZE=str(size),
+                STREAMNLP_BATCHES_IN_FLIGHT=str(in_flight),
             )
-            try:
-                seq_s = asyncio.run(saturate(topics, texts[:count], count))
-                saturated.append({"batch_max_size": size, "in_flight": in_flight, "seq_s": round(seq_s, 1)})
-            finally:
-                worker.stop()
+            saturated.append({"batch_max_size": size, "in_flight": in_flight, "seq_s": round(seq_s, 1)})
     print(table(saturated, ["batch_max_size", "in_flight", "seq_s"]))
     payload = {"machine": machine(), "rows": rows, "saturated": saturated}
     save("sweep", payload)
