@@ -31,6 +31,13 @@ class EncoderConfig:
     output_groups: int = 1
     layer_norm_eps: float = 1e-12
     dropout: float = 0.1
+    # ALBERT-style factorized word embeddings: a vocab x embedding_dim table then an embedding_dim x hidden
+    # projection; 0 = one vocab x hidden table.
+    embedding_dim: int = 0
+
+    @property
+    def factorized(self) -> bool:
+        return 0 < self.embedding_dim < self.hidden
 
     def to_dict(self) -> dict[str, int | float]:
         return asdict(self)
@@ -128,7 +135,8 @@ class MultiHeadClassifier(nn.Module):
     def __init__(self, cfg: EncoderConfig, heads: dict[str, int]) -> None:
         super().__init__()
         self.cfg = cfg
-        self.word = nn.Embedding(cfg.vocab_size, cfg.hidden)
+        self.word = nn.Embedding(cfg.vocab_size, cfg.embedding_dim if cfg.factorized else cfg.hidden)
+        self.word_proj = nn.Linear(cfg.embedding_dim, cfg.hidden, bias=False) if cfg.factorized else None
         self.position = nn.Embedding(cfg.max_positions, cfg.hidden)
         self.token_type = nn.Parameter(torch.zeros(cfg.hidden))
         self.embed_norm = nn.LayerNorm(cfg.hidden, eps=cfg.layer_norm_eps)
@@ -139,7 +147,10 @@ class MultiHeadClassifier(nn.Module):
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[torch.Tensor]:
         """Hidden states after the embeddings and after every layer (used for distillation)."""
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        x = self.word(input_ids) + self.position(positions) + self.token_type
+        words = self.word(input_ids)
+        if self.word_proj is not None:
+            words = self.word_proj(words)
+        x = words + self.position(positions) + self.token_type
         x = self.dropout(self.embed_norm(x))
         mask_bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * -10000.0
         states = [x]

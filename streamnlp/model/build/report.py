@@ -20,7 +20,34 @@ EVAL_SETS: dict[str, str] = {
     "clinc150_test.csv": "intent_general",
     "sst2_dev.csv": "sentiment",
     "tweeteval_sentiment_test.csv": "sentiment",
+    "goemotions_sentiment_test.csv": "sentiment",
+    "mtsamples_specialty_test.csv": "medical_specialty",
 }
+
+
+def _read(eval_dir: Path, file: str, limit: int) -> tuple[list[str], list[str]]:
+    texts, gold = read_labelled_csv(eval_dir / file)
+    return (texts[:limit], gold[:limit]) if limit else (texts, gold)
+
+
+def vader_baseline(eval_dir: Path, limit: int = 0) -> dict[str, object]:
+    """The VADER lexicon (compound >= 0.05 positive, <= -0.05 negative, else neutral) on the sentiment
+    eval sets: the floor a learned sentiment head has to clear."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    vader = SentimentIntensityAnalyzer()
+
+    def label(text: str) -> str:
+        c = vader.polarity_scores(text)["compound"]
+        return "positive" if c >= 0.05 else "negative" if c <= -0.05 else "neutral"
+
+    out: dict[str, object] = {}
+    for file, head in EVAL_SETS.items():
+        if head != "sentiment":
+            continue
+        texts, gold = _read(eval_dir, file, limit)
+        out[file] = score(gold, [label(t) for t in texts]).to_dict()
+    return out
 
 
 def all_head_labels(model: LabelModel, texts: list[str], batch_size: int = 64) -> dict[str, list[str]]:
@@ -36,7 +63,7 @@ def all_head_labels(model: LabelModel, texts: list[str], batch_size: int = 64) -
     return out
 
 
-def evaluate_models(models: Mapping[str, Path], eval_dir: Path) -> dict[str, object]:
+def evaluate_models(models: Mapping[str, Path], eval_dir: Path, limit: int = 0) -> dict[str, object]:
     """Metrics per model per eval set, plus label agreement of every model with the first one."""
     results: dict[str, object] = {}
     labels: dict[str, dict[str, dict[str, list[str]]]] = {}
@@ -45,7 +72,7 @@ def evaluate_models(models: Mapping[str, Path], eval_dir: Path) -> dict[str, obj
         per_set: dict[str, object] = {}
         labels[name] = {}
         for file, head in EVAL_SETS.items():
-            texts, gold = read_labelled_csv(eval_dir / file)
+            texts, gold = _read(eval_dir, file, limit)
             preds = all_head_labels(model, texts)
             labels[name][file] = preds
             entry = score(gold, preds[head]).to_dict()

@@ -1,0 +1,327 @@
+"""Model v2 training data: every labelled source in ``shared/data``, weighted, with selection splits.
+
+Only ``shared/data`` is read (``shared/eval`` is for the report alone). Each source says which head it
+trains, how its labels map onto that head and how many rows it contributes per epoch, so that no source
+dominates. Selection splits come in two kinds and are reported side by side:
+
+- *in-source*: held-out rows of a source the model trains on (random rows, as before);
+- *out-of-source*: rows the training never sees anything like: the SemEval SMS and LiveJournal sentences
+  for sentiment (no SMS or blog text is trained on), and for e-commerce intents whole Bitext phrasing
+  templates held out (a random row of a templated set is a near-copy of a training row and says nothing
+  about rephrasing).
+
+Plain requests teach ``neutral``: intent utterances from the assistant and support sets that a sentiment
+lexicon finds no sentiment in (a complaint such as "this is ridiculous, where is my card" is left out,
+so neutral keeps meaning "a plain request or statement").
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SENTIMENT = ["negative", "neutral", "positive"]
+BINARY = ("negative", "positive")  # sources without a neutral class train only these two logits
+_EMOTION_TO_SENTIMENT = {
+    "joy": "positive",
+    "optimism": "positive",
+    "anger": "negative",
+    "sadness": "negative",
+}
+# HWU64 intents whose utterances carry an attitude (praise, jokes, likes/dislikes): never plain requests.
+_HWU_NOT_PLAIN = {
+    "general_praise",
+    "general_quirky",
+    "general_joke",
+    "general_negate",
+    "general_dontcare",
+    "music_likeness",
+    "general_commandstop",
+}
+# A lexicon compound score inside this band counts as "no sentiment" for the plain-request neutral set.
+PLAIN_BAND = 0.05
+
+# Function words: what stays of an utterance when its content words are dropped is its phrasing template.
+_FUNCTION_WORDS = frozenset(
+    """a an the i i'm im me my mine we our you your u ur it its it's them they their this that these those
+    to of in on at for from with about by as into if so and or but not no don't dont can't cant cannot
+    can could would should will shall may might must do does did done have has had having be is am are was
+    were been being what which who whom where when why how want wanna need like please pls plz help tell
+    show ask let give get got go going there here some any all one more up out just now again also too very
+    i'd i'll i've you're you've agent an someone somebody anyone yes ok okay hi hello hey""".split()
+)
+_WORD = re.compile(r"[a-z']+")
+
+
+@dataclass
+class Source:
+    """One labelled source: texts, label indices on ``head``, and its share of an epoch."""
+
+    name: str
+    head: str
+    texts: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    per_epoch: int = 0  # rows drawn per epoch (with repeats when larger than the source)
+    binary: bool = False  # labels index BINARY; the loss uses only the negative/positive logits
+    window: int = 0  # >0: train on a random window of this many tokens of each (long) text
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass
+class Selection:
+    """A held-out split and whether its source is trained on (in-source) or not (out-of-source)."""
+
+    name: str
+    head: str
+    texts: list[str]
+    labels: list[int]
+    out_of_source: bool
+    metric: str  # accuracy | macro_f1 | macro_recall | in_scope_accuracy | neutral_rate
+
+
+@dataclass
+class Corpus:
+    heads: dict[str, list[str]]
+    sources: dict[str, Source]
+    selections: dict[str, Selection]
+
+
+def read_csv(path: Path) -> list[tuple[str, str]]:
+    """``text,label`` rows; blank texts are dropped."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        return [(r["text"], r["label"]) for r in csv.DictReader(fh) if (r.get("text") or "").strip()]
+
+
+def template_key(text: str) -> str:
+    """The function-word skeleton of an utterance: rows that share it were written from one template."""
+    return " ".join(w for w in _WORD.findall(text.lower()) if w in _FUNCTION_WORDS)
+
+
+def _stable_fraction(key: str, salt: str) -> float:
+    digest = hashlib.sha256(f"{salt}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def content_key(text: str) -> str:
+    """The content words of an utterance, in order: what it asks about, whatever the template around it."""
+    return " ".join(w for w in _WORD.findall(text.lower()) if w not in _FUNCTION_WORDS)
+
+
+def split_by_phrasing(
+    rows: Sequence[tuple[str, str]], fraction: float, salt: str = "phrasings"
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(train, held out) such that no held-out row shares its template *or* its content words with a
+    training row of its intent: a row is held out when both its (intent, template) and its (intent,
+    content) keys are drawn, trained on when neither is, and left out when only one is."""
+    train, held = [], []
+    for text, label in rows:
+        t = _stable_fraction(f"{label}|{template_key(text)}", salt + ":t") < fraction
+        c = _stable_fraction(f"{label}|{content_key(text)}", salt + ":c") < fraction
+        if t and c:
+            held.append((text, label))
+        elif not t and not c:
+            train.append((text, label))
+    return train, held
+
+
+def hold_out(
+    rows: Sequence[tuple[str, str]], n: int, seed: int, *, stratify: bool = False
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(train, held out) with ``n`` random rows held out (per label in proportion when ``stratify``)."""
+    rng = random.Random(seed)
+    if not stratify:
+        shuffled = list(rows)
+        rng.shuffle(shuffled)
+        return shuffled[n:], shuffled[:n]
+    by_label: dict[str, list[tuple[str, str]]] = {}
+    for row in rows:
+        by_label.setdefault(row[1], []).append(row)
+    train, held = [], []
+    for label in sorted(by_label):
+        group = by_label[label]
+        rng.shuffle(group)
+        k = max(1, round(n * len(group) / len(rows)))
+        held += group[:k]
+        train += group[k:]
+    return train, held
+
+
+def plain_requests(texts: Sequence[str]) -> list[str]:
+    """Texts in which the VADER lexicon finds no sentiment (|compound| < PLAIN_BAND)."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    vader = SentimentIntensityAnalyzer()
+    return [t for t in texts if abs(vader.polarity_scores(t)["compound"]) < PLAIN_BAND]
+
+
+def _source(
+    name: str, head: str, rows: Sequence[tuple[str, str]], labels: Sequence[str], **kw: object
+) -> Source:
+    index = {label: i for i, label in enumerate(labels)}
+    return Source(name, head, [t for t, _ in rows], [index[lab] for _, lab in rows], **kw)  # type: ignore[arg-type]
+
+
+def _selection(
+    name: str, head: str, rows: Sequence[tuple[str, str]], labels: Sequence[str], *, oos: bool, metric: str
+) -> Selection:
+    index = {label: i for i, label in enumerate(labels)}
+    return Selection(name, head, [t for t, _ in rows], [index[lab] for _, lab in rows], oos, metric)
+
+
+def load_corpus(data_dir: Path, seed: int = 13, per_epoch: dict[str, int] | None = None) -> Corpus:
+    """Every training source under ``data_dir`` (the repo's ``../shared/data``) and the selection splits."""
+    d = data_dir
+    bitext = read_csv(d / "bitext_ecommerce" / "train.csv")
+    banking = read_csv(d / "banking77" / "train.csv")
+    clinc = read_csv(d / "clinc150" / "train.csv")
+    clinc_val = read_csv(d / "clinc150" / "val.csv")
+    hwu = read_csv(d / "hwu64" / "train.csv")
+    medical = read_csv(d / "mtsamples_specialty" / "train.csv")
+    semeval = read_csv(d / "semeval_sentiment" / "train.csv")
+    sms_lj = read_csv(d / "semeval_sentiment" / "sms.csv") + read_csv(
+        d / "semeval_sentiment" / "livejournal.csv"
+    )
+    goemo = read_csv(d / "goemotions_sentiment" / "train.csv")
+    goemo_dev = read_csv(d / "goemotions_sentiment" / "dev.csv")
+    sst2 = read_csv(d / "sst2" / "train.csv")
+    tweets_val = read_csv(d / "tweeteval_sentiment" / "val.csv")
+    emotion = [
+        (t, _EMOTION_TO_SENTIMENT[lab])
+        for name in ("train.csv", "val.csv")
+        for t, lab in read_csv(d / "tweeteval_emotion" / name)
+        if lab in _EMOTION_TO_SENTIMENT
+    ]
+    heads = {
+        "sentiment": SENTIMENT,
+        "intent_ecommerce": sorted({lab for _, lab in bitext}),
+        "intent_banking": sorted({lab for _, lab in banking}),
+        "intent_general": sorted({lab for _, lab in clinc}),
+        "intent_assistant": sorted({lab for _, lab in hwu}),
+        "medical_specialty": sorted({lab for _, lab in medical}),
+    }
+
+    bitext_rest, bitext_templates = split_by_phrasing(bitext, 0.25)
+    bitext_train, bitext_sel = hold_out(bitext_rest, 1000, seed)
+    banking_train, banking_sel = hold_out(banking, 1000, seed)
+    hwu_train, hwu_sel = hold_out(hwu, 1000, seed)
+    medical_train, medical_sel = hold_out(medical, 150, seed, stratify=True)
+    sst2_train, sst2_sel = hold_out(sst2, 2000, seed)
+
+    # Plain requests (neutral) from the training parts of the intent sets only, so held-out and
+    # held-out-template rows stay unseen; the held-out templates measure the neutral rate on new phrasings.
+    plain = plain_requests(
+        [t for t, _ in bitext_train]
+        + [t for t, _ in banking_train]
+        + [t for t, lab in clinc if lab != "oos"]
+        + [t for t, lab in hwu_train if lab not in _HWU_NOT_PLAIN]
+    )
+    plain_held = plain_requests([t for t, _ in bitext_templates])
+
+    n = {
+        "semeval": 15000,
+        "goemotions": 12000,
+        "sst2": 8000,
+        "emotion": 2000,
+        "plain_requests": 6000,
+        "bitext": 5000,
+        "banking77": 6000,
+        "clinc150": 8000,
+        "hwu64": 8000,
+        "mtsamples": 2000,
+    }
+    n.update(per_epoch or {})
+    sources = {
+        "semeval": _source("semeval", "sentiment", semeval, SENTIMENT, per_epoch=n["semeval"]),
+        "goemotions": _source("goemotions", "sentiment", goemo, SENTIMENT, per_epoch=n["goemotions"]),
+        "sst2": _source("sst2", "sentiment", sst2_train, BINARY, per_epoch=n["sst2"], binary=True),
+        "emotion": _source("emotion", "sentiment", emotion, BINARY, per_epoch=n["emotion"], binary=True),
+        "plain_requests": _source(
+            "plain_requests",
+            "sentiment",
+            [(t, "neutral") for t in plain],
+            SENTIMENT,
+            per_epoch=n["plain_requests"],
+        ),
+        "bitext": _source(
+            "bitext", "intent_ecommerce", bitext_train, heads["intent_ecommerce"], per_epoch=n["bitext"]
+        ),
+        "banking77": _source(
+            "banking77", "intent_banking", banking_train, heads["intent_banking"], per_epoch=n["banking77"]
+        ),
+        "clinc150": _source(
+            "clinc150", "intent_general", clinc, heads["intent_general"], per_epoch=n["clinc150"]
+        ),
+        "hwu64": _source(
+            "hwu64", "intent_assistant", hwu_train, heads["intent_assistant"], per_epoch=n["hwu64"]
+        ),
+        "mtsamples": _source(
+            "mtsamples",
+            "medical_specialty",
+            medical_train,
+            heads["medical_specialty"],
+            per_epoch=n["mtsamples"],
+            window=128,
+        ),
+    }
+    sel = _selection
+    selections = {
+        "sms_livejournal": sel(
+            "sms_livejournal", "sentiment", sms_lj, SENTIMENT, oos=True, metric="macro_f1"
+        ),
+        "plain_request_templates": sel(
+            "plain_request_templates",
+            "sentiment",
+            [(t, "neutral") for t in plain_held],
+            SENTIMENT,
+            oos=True,
+            metric="neutral_rate",
+        ),
+        "bitext_templates": sel(
+            "bitext_templates",
+            "intent_ecommerce",
+            bitext_templates,
+            heads["intent_ecommerce"],
+            oos=True,
+            metric="accuracy",
+        ),
+        "goemotions_dev": sel(
+            "goemotions_dev", "sentiment", goemo_dev, SENTIMENT, oos=False, metric="macro_f1"
+        ),
+        "tweeteval_val": sel(
+            "tweeteval_val", "sentiment", tweets_val, SENTIMENT, oos=False, metric="macro_recall"
+        ),
+        "sst2": sel("sst2", "sentiment", sst2_sel, SENTIMENT, oos=False, metric="binary_accuracy"),
+        "bitext": sel(
+            "bitext", "intent_ecommerce", bitext_sel, heads["intent_ecommerce"], oos=False, metric="accuracy"
+        ),
+        "banking77": sel(
+            "banking77", "intent_banking", banking_sel, heads["intent_banking"], oos=False, metric="accuracy"
+        ),
+        "clinc150": sel(
+            "clinc150",
+            "intent_general",
+            clinc_val,
+            heads["intent_general"],
+            oos=False,
+            metric="in_scope_accuracy",
+        ),
+        "hwu64": sel(
+            "hwu64", "intent_assistant", hwu_sel, heads["intent_assistant"], oos=False, metric="accuracy"
+        ),
+        "mtsamples": sel(
+            "mtsamples",
+            "medical_specialty",
+            medical_sel,
+            heads["medical_specialty"],
+            oos=False,
+            metric="accuracy",
+        ),
+    }
+    return Corpus(heads, sources, selections)

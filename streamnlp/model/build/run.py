@@ -1,0 +1,262 @@
+"""``streamnlp model train`` and ``streamnlp model ship``: building model v2.
+
+``train`` is the resumable multi-task fine-tuning run (see ``finetune``): run it again in each session
+until it reports the run finished; it continues from this machine's checkpoint when there is one, else
+from the committed compact state, else from the shipped model. ``ship`` turns the selected state into
+the shipped model directory (see ``ship``) and writes its model card.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import click
+
+DEFAULT_STATE_DIR = Path("training-state")  # the one tracked folder a build resumes from (see README)
+DEFAULT_WORK_DIR = Path("build/v2")
+DEFAULT_INIT = Path("models/squeezebert-int8")
+STUDENT_CFG = {"qkv_groups": 4, "intermediate_groups": 4, "output_groups": 4}
+TRAIN_MAX_LENGTH = 64
+MAX_LENGTH = 128
+
+
+def _encoders(tokenizer_json: Path):  # type: ignore[no-untyped-def]
+    from tokenizers import Tokenizer
+
+    def make(max_length: int):  # type: ignore[no-untyped-def]
+        tok = Tokenizer.from_file(str(tokenizer_json))
+        tok.no_padding()
+        tok.enable_truncation(max_length)
+        return lambda texts: [e.ids for e in tok.encode_batch(list(texts))]
+
+    # long texts (medical notes) are encoded whole, then cut into training windows
+    return make(TRAIN_MAX_LENGTH), make(4096), make(MAX_LENGTH)
+
+
+def prepare(  # type: ignore[no-untyped-def]
+    data_dir: Path,
+    init: Path,
+    state_dir: Path,
+    work_dir: Path,
+    threads: int,
+    *,
+    factorized_from: Path | None = None,
+    embedding_dim: int = 128,
+    epochs: int | None = None,
+):
+    """Corpus, model and a :class:`~streamnlp.model.build.finetune.Run` (not yet resumed).
+
+    With ``factorized_from`` (the fine-tuned model's compact weights) the run distils that model, as
+    teacher, into a copy whose word table is factorized to ``embedding_dim`` by SVD."""
+    import dataclasses
+
+    import torch
+
+    from streamnlp.model.build.corpus import load_corpus
+    from streamnlp.model.build.finetune import FinetuneSchedule, Run
+    from streamnlp.model.build.network import EncoderConfig
+    from streamnlp.model.build.recover import add_heads, student_from_onnx
+
+    torch.set_num_threads(threads)
+    sched = FinetuneSchedule()
+    if epochs is not None:
+        sched = dataclasses.replace(sched, epochs=epochs)
+    corpus = load_corpus(data_dir, sched.seed)
+    model = student_from_onnx(init / "model.onnx", EncoderConfig(**STUDENT_CFG))
+    add_heads(model, {h: len(labels) for h, labels in corpus.heads.items()}, seed=sched.seed)
+    # The word table (11.7M of the 15.4M parameters) stays as shipped: the encoder above it learns the
+    # new data, the committed state stays small, and each step skips the table's optimizer update.
+    model.word.weight.requires_grad_(False)
+    encode, encode_whole, encode_window = _encoders(init / "tokenizer.json")
+    teacher = None
+    if factorized_from is not None:
+        from streamnlp.model.build.finetune import load_compact
+        from streamnlp.model.build.recover import factorize_embeddings
+
+        load_compact(model, factorized_from)
+        teacher = model.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        model = factorize_embeddings(teacher, embedding_dim)  # every parameter trains, the table too
+    run = Run(model, corpus, encode, encode_whole, encode_window, sched, work_dir, state_dir)
+    run.teacher = teacher
+    return run
+
+
+@click.group()
+def cli() -> None:
+    """Build model v2 (needs the ``train`` extra)."""
+
+
+@cli.command("train")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True
+)
+@click.option(
+    "--init",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_INIT,
+    show_default=True,
+    help="Shipped model directory the student starts from when no state exists yet.",
+)
+@click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE_DIR, show_default=True)
+@click.option("--work-dir", type=click.Path(path_type=Path), default=DEFAULT_WORK_DIR, show_default=True)
+@click.option(
+    "--minutes", type=float, default=0.0, help="Stop (resumably) after this long; 0 = run to the end."
+)
+@click.option(
+    "--max-steps", type=int, default=0, help="Stop after this many steps in this process (smoke runs)."
+)
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--select-only", is_flag=True, help="Only score the current state on the selection splits.")
+def train_cmd(
+    data_dir: Path,
+    init: Path,
+    state_dir: Path,
+    work_dir: Path,
+    minutes: float,
+    max_steps: int,
+    threads: int,
+    select_only: bool,
+) -> None:
+    """Fine-tune model v2 (resumable; commit --state-dir before a session ends)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    run = prepare(data_dir, init, state_dir, work_dir, threads)
+    click.echo(f"resuming from: {run.resume()}", err=True)
+    if select_only:
+        from streamnlp.model.build.finetune import evaluate_selection
+
+        click.echo(json.dumps(evaluate_selection(run.model, run.corpus, run.encode_eval), indent=2))
+        return
+    deadline = time.time() + minutes * 60 if minutes else None
+    finished = run.train(deadline=deadline, max_steps=max_steps)
+    p = run.progress
+    click.echo(
+        f"{'finished' if finished else 'paused'} at step {p.step}/{p.total_steps}; "
+        f"best selection score {p.best_score:.4f} (epoch {p.best_epoch}); state in {state_dir}",
+        err=True,
+    )
+
+
+@cli.command("factorize")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True
+)
+@click.option("--init", type=click.Path(path_type=Path), default=DEFAULT_INIT, show_default=True)
+@click.option(
+    "--teacher",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_STATE_DIR / "best.safetensors",
+    show_default=True,
+    help="Compact weights of the fine-tuned model to distil from.",
+)
+@click.option("--dim", type=int, default=128, show_default=True, help="Factorized embedding size E.")
+@click.option("--epochs", type=int, default=1, show_default=True)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_STATE_DIR / "factorized",
+    show_default=True,
+)
+@click.option(
+    "--work-dir", type=click.Path(path_type=Path), default=Path("build/v2-factorized"), show_default=True
+)
+@click.option(
+    "--minutes", type=float, default=0.0, help="Stop (resumably) after this long; 0 = run to the end."
+)
+@click.option("--max-steps", type=int, default=0, help="Stop after this many steps in this process.")
+@click.option("--threads", type=int, default=2, show_default=True)
+def factorize_cmd(
+    data_dir: Path,
+    init: Path,
+    teacher: Path,
+    dim: int,
+    epochs: int,
+    state_dir: Path,
+    work_dir: Path,
+    minutes: float,
+    max_steps: int,
+    threads: int,
+) -> None:
+    """Distil the fine-tuned model into one with ALBERT-style factorized embeddings (V x E, E x H)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    run = prepare(
+        data_dir,
+        init,
+        state_dir,
+        work_dir,
+        threads,
+        factorized_from=teacher,
+        embedding_dim=dim,
+        epochs=epochs,
+    )
+    click.echo(f"resuming from: {run.resume()}", err=True)
+    finished = run.train(deadline=time.time() + minutes * 60 if minutes else None, max_steps=max_steps)
+    p = run.progress
+    click.echo(
+        f"{'finished' if finished else 'paused'} at step {p.step}/{p.total_steps}; "
+        f"best selection score {p.best_score:.4f} (epoch {p.best_epoch}); state in {state_dir}",
+        err=True,
+    )
+
+
+@cli.command("ship")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True
+)
+@click.option(
+    "--eval-dir",
+    type=click.Path(path_type=Path),
+    default=Path("../shared/eval"),
+    show_default=True,
+    help="Public test splits: reported on only.",
+)
+@click.option("--init", type=click.Path(path_type=Path), default=DEFAULT_INIT, show_default=True)
+@click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE_DIR, show_default=True)
+@click.option("--work-dir", type=click.Path(path_type=Path), default=Path("build/ship"), show_default=True)
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), default=Path("build/ship/model"), show_default=True
+)
+@click.option("--weights", type=click.Choice(["best", "latest"]), default="best", show_default=True)
+@click.option("--version", required=True, help="Version written into the manifest, e.g. 2026.12.01-1.")
+@click.option("--eval-rows", type=int, default=0, help="Cap rows per eval set (smoke runs); 0 = all.")
+@click.option("--threads", type=int, default=2, show_default=True)
+def ship_cmd(
+    data_dir: Path,
+    eval_dir: Path,
+    init: Path,
+    state_dir: Path,
+    work_dir: Path,
+    out_dir: Path,
+    weights: str,
+    version: str,
+    eval_rows: int,
+    threads: int,
+) -> None:
+    """Calibrate, export, quantize and package the trained state; evaluate it and write its card."""
+    from streamnlp.model.build.ship import ship
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    run = prepare(data_dir, init, state_dir, work_dir, threads)
+    from streamnlp.model.build.finetune import load_compact
+
+    load_compact(run.model, state_dir / f"{weights}.safetensors")
+    ship(
+        run,
+        init=init,
+        data_dir=data_dir,
+        eval_dir=eval_dir,
+        work_dir=work_dir,
+        out_dir=out_dir,
+        version=version,
+        eval_rows=eval_rows,
+        weights=weights,
+    )
+    click.echo(f"wrote {out_dir}", err=True)
+
+
+if __name__ == "__main__":
+    cli()
