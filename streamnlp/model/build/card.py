@@ -255,8 +255,10 @@ def _how_built(info: Mapping[str, object]) -> list[str]:
         "   mean score is shipped.",
         "4. **Calibration**: one temperature per head, folded into the head's weights (table below);",
         "   the CLINC out-of-scope threshold is chosen after calibration on the CLINC val split.",
-        "5. **Export**: ONNX opset 17; static int8 (per-channel weights, activation scales calibrated on",
-        "   training text, fixed, so a text's label does not depend on its batch); the word table is",
+        "5. **Export**: ONNX opset 17; every weight MatMul's input channels rescaled into its weights",
+        f"   (SmoothQuant, alpha {info.get('smooth_alpha')}: fine-tuning grows outlier channels that one",
+        "   activation scale cannot serve); static int8 (per-channel weights, activation scales calibrated",
+        "   on training text, fixed, so a text's label does not depend on its batch); the word table is",
         "   stored as int8 rows with one scale each and dequantized after the lookup.",
     ]
 
@@ -306,8 +308,10 @@ def write_release_card(
     history = progress["history"]  # type: ignore[index]
     if history:
         names = list(history[0]["splits"])
+        oos = set(info.get("out_of_source", []))  # type: ignore[arg-type]
+        shown = [f"**{n}** (out)" if n in oos else n for n in names]
         lines += [
-            "| after epoch | " + " | ".join(names) + " | out-of-source mean | in-source mean | score |",
+            "| after epoch | " + " | ".join(shown) + " | out-of-source mean | in-source mean | score |",
             "|---|" + "---|" * (len(names) + 3),
         ]
         for row in history:

