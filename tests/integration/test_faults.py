@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from streamnlp.config import ServiceSettings
-from streamnlp.services import KafkaCluster
+from streamnlp.dev.services import KafkaCluster
+from streamnlp.dev.settings import ServiceSettings
 from tests.integration.conftest import Stream
 from tests.integration.test_worker import as_values, chats
+from tests.support import MODEL
 
 BATCH = 32
 
@@ -128,7 +129,7 @@ async def three_brokers(tmp_path) -> AsyncIterator[KafkaCluster]:
 async def test_a_broker_killed_mid_stream_and_brought_back_loses_nothing(
     three_brokers: KafkaCluster, start_worker
 ) -> None:
-    stream = Stream(three_brokers.bootstrap_servers, replication=3)
+    stream = Stream(three_brokers.bootstrap_servers, replication=3, model=MODEL)
     total = 4000
     await stream.produce(as_values(chats(total, seed=303), "b"))
     worker = start_worker(stream.env(STREAMNLP_CACHE_SECRET=uuid.uuid4().hex))

@@ -17,9 +17,9 @@ import orjson
 import pytest
 import redis
 
-from streamnlp.config import ServiceSettings
+from streamnlp.dev.services import RedisServer
+from streamnlp.dev.settings import ServiceSettings
 from streamnlp.model.runtime import LabelModel
-from streamnlp.services import RedisServer
 from tests.integration.conftest import Stream
 from tests.schemas import validate_deadletter, validate_output
 
