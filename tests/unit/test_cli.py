@@ -122,3 +122,18 @@ def test_tag_finds_the_shipped_model_from_any_working_directory(tmp_path) -> Non
     assert result.returncode == 0, result.stderr
     validate_output(orjson.loads(result.stdout))
     assert list(tmp_path.iterdir()) == [], "tag wrote into the working directory"
+
+
+def test_only_the_streamnlp_package_is_installed_and_every_subpackage_is_listed() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = set(config["packages"])
+    assert all(p == "streamnlp" or p.startswith("streamnlp.") for p in packages), (
+        "a generic top-level package"
+    )
+    assert config["package-dir"] == {"streamnlp.workers": "workers"}
+    on_disk = {
+        ".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "streamnlp").rglob("__init__.py")
+    }
+    assert on_disk | {"streamnlp.workers"} == packages, "a package missing from pyproject.toml's list"
