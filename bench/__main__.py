@@ -1,24 +1,57 @@
-"""``python -m bench NAME``: e2e, cache, scaling, guarantee, sweep, padding, model (the model ceiling),
-or all."""
+"""``python -m bench NAME [NAME ...]``: the benchmarks behind bench/RESULTS.md (``--help`` lists them)."""
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Callable
 
-from bench import e2e
+# Name -> what it measures. The end-to-end ones need `streamnlp services up`; all write bench/out/.
+BENCHMARKS: dict[str, str] = {
+    "e2e": "saturated end-to-end seq/s vs the model ceiling, then latency at 25-90% of saturation",
+    "cache": "saturated seq/s with 0%, 50% and 90% repeated texts (the label cache's effect)",
+    "scaling": "one vs two workers on an 8-partition topic",
+    "guarantee": "at-least-once vs exactly-once saturated seq/s",
+    "sweep": "latency and throughput over batch size, batch wait and batches in flight",
+    "padding": "plain vs length-bucketed batches through the model alone",
+    "model": "the model alone: seq/s at batch 1/8/32 against the other exports (bench.model_ceiling)",
+}
+ALL = ["e2e", "cache", "scaling", "guarantee", "sweep", "padding"]
+
+
+def parser() -> argparse.ArgumentParser:
+    listing = "\n".join(f"  {name:<10} {what}" for name, what in BENCHMARKS.items())
+    result = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Run streamnlp's benchmarks and print their tables (figures: bench/RESULTS.md).",
+        epilog=f"benchmarks:\n{listing}\n  {'all':<10} every one above but model\n\n"
+        "Run from the repository root with `streamnlp services up` (and pip install -e '.[bench]').",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    result.add_argument("names", nargs="*", metavar="NAME", default=["all"], help="benchmarks to run")
+    return result
 
 
 def main(argv: list[str]) -> int:
-    names = argv or ["all"]
-    if names == ["model"]:
+    args = parser().parse_args(argv)
+    unknown = [n for n in args.names if n not in BENCHMARKS and n != "all"]
+    if unknown:
+        parser().error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}, all")
+    names = ALL if args.names == ["all"] else args.names
+    if "model" in names:
         from bench.model_ceiling import main as model_main
 
-        return model_main([])
+        model_main([])
+        names = [n for n in names if n != "model"]
+    if not names:
+        return 0
+    from bench import e2e
+
     texts = e2e.load_texts()
-    chosen = ["e2e", "cache", "scaling", "guarantee", "sweep", "padding"] if names == ["all"] else names
-    for name in chosen:
+    for name in names:
         print(f"\n=== {name}")
-        getattr(e2e, name)(texts)
+        run: Callable[[list[str]], object] = getattr(e2e, name)
+        run(texts)
     return 0
 
 

@@ -19,15 +19,16 @@ from bench.harness import (
     MODEL,
     OUT,
     LoadResult,
-    Topics,
     Worker,
     data_texts,
+    fresh_stream,
     machine,
     open_loop,
     saturate,
     save,
     table,
 )
+from streamnlp.dev.streams import Stream
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -75,9 +76,9 @@ def model_ceiling(texts: Sequence[str], batch: int | None = None, seconds: float
 
 def start_run(
     tag: str, partitions: int = 4, workers: int = 1, command: list[str] | None = None, **env: str
-) -> tuple[Topics, list[Worker]]:
-    topics = Topics.fresh(tag)
-    asyncio.run(topics.create(partitions))
+) -> tuple[Stream, list[Worker]]:
+    topics = fresh_stream(tag, partitions)
+    asyncio.run(topics.create())
     started = [Worker(topics, command=command, **env).start() for _ in range(workers)]
     time.sleep(2)  # group settles
     return topics, started

@@ -19,15 +19,17 @@ from pathlib import Path
 import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streamnlp._worker_process import WORKER_COMMAND, WorkerProcess
+from streamnlp.config import WorkerSettings
+from streamnlp.dev.streams import Stream
+from streamnlp.dev.worker_process import WORKER_COMMAND, WorkerProcess
+from streamnlp.kafka import client_kwargs
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
-BOOTSTRAP = os.environ.get("STREAMNLP_BROKERS", "127.0.0.1:19092")
-REDIS_URL = os.environ.get("STREAMNLP_REDIS_URL", "redis://127.0.0.1:16379/0")
-MODEL = Path(os.environ.get("STREAMNLP_MODEL_PATH", ROOT / "models" / "squeezebert-int8"))
+# The broker, Redis and model the benchmarks use: STREAMNLP_* settings, as a worker reads them.
+SETTINGS = WorkerSettings.from_env()
+MODEL = SETTINGS.model_path if SETTINGS.model_path.is_absolute() else ROOT / SETTINGS.model_path
 
 
 def machine() -> dict[str, object]:
@@ -51,47 +53,22 @@ def data_texts(data_dir: Path, limit: int = 20000, seed: int = 0) -> list[str]:
     return unique[:limit]
 
 
-@dataclass
-class Topics:
-    input: str
-    output: str
-    dlq: str
-    group: str
-
-    @classmethod
-    def fresh(cls, tag: str) -> Topics:
-        run = uuid.uuid4().hex[:8]
-        return cls(
-            f"bench-{tag}-in-{run}", f"bench-{tag}-out-{run}", f"bench-{tag}-dlq-{run}", f"bench-{tag}-{run}"
-        )
-
-    async def create(self, partitions: int) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
-        await admin.start()
-        try:
-            await admin.create_topics(
-                [NewTopic(name, partitions, 1) for name in (self.input, self.output, self.dlq)]
-            )
-        finally:
-            await admin.close()
+def fresh_stream(tag: str, partitions: int = 4) -> Stream:
+    """New topics and group for one run, on the configured broker (see ``streamnlp.dev.streams``)."""
+    return Stream(SETTINGS.brokers, tag=f"bench-{tag}", partitions=partitions, model=MODEL)
 
 
 class Worker(WorkerProcess):
     """A `streamnlp worker` process (or any command speaking the same topics) on a run's topics."""
 
-    def __init__(self, topics: Topics, *, command: Sequence[str] | None = None, **env: str) -> None:
-        settings = {
-            "STREAMNLP_BROKERS": BOOTSTRAP,
-            "STREAMNLP_REDIS_URL": REDIS_URL,
-            "STREAMNLP_INPUTS": f"{topics.input}=ecommerce",
-            "STREAMNLP_OUTPUT_TOPIC": topics.output,
-            "STREAMNLP_DLQ_TOPIC": topics.dlq,
-            "STREAMNLP_GROUP": topics.group,
-            "STREAMNLP_MODEL_PATH": str(MODEL),
-            "STREAMNLP_CACHE_SECRET": uuid.uuid4().hex,  # a cold cache for every run
-            "STREAMNLP_LOG_LEVEL": "warning",
+    def __init__(self, topics: Stream, *, command: Sequence[str] | None = None, **env: str) -> None:
+        settings = topics.env(
+            STREAMNLP_REDIS_URL=SETTINGS.redis_url,
+            STREAMNLP_CACHE_SECRET=uuid.uuid4().hex,  # a cold cache for every run
+            STREAMNLP_LOG_LEVEL="warning",
+            STREAMNLP_DATA_DIR=str(OUT / "data"),
             **env,
-        }
+        )
         log = OUT / f"worker-{topics.group}-{uuid.uuid4().hex[:6]}.log"
         super().__init__(settings, log, command=command or WORKER_COMMAND)
 
@@ -119,7 +96,7 @@ class LoadResult:
 
 
 async def open_loop(
-    topics: Topics,
+    topics: Stream,
     texts: Sequence[str],
     rate: float,
     seconds: float,
@@ -129,10 +106,10 @@ async def open_loop(
 ) -> LoadResult:
     """Send ``rate`` messages/s for ``seconds`` on a fixed schedule (not waiting for outputs), and time
     each output from its input's send time to its arrival at a downstream consumer."""
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=2, acks=1)
+    producer = AIOKafkaProducer(**client_kwargs(topics.settings), linger_ms=2, acks=1)
     consumer = AIOKafkaConsumer(
         topics.output,
-        bootstrap_servers=BOOTSTRAP,
+        **client_kwargs(topics.settings),
         auto_offset_reset="latest",
         fetch_max_wait_ms=10,
         isolation_level="read_committed",
@@ -195,9 +172,9 @@ async def open_loop(
     )
 
 
-async def saturate(topics: Topics, texts: Sequence[str], count: int, *, within: float = 600) -> float:
+async def saturate(topics: Stream, texts: Sequence[str], count: int, *, within: float = 600) -> float:
     """Pre-load ``count`` messages, then time how fast the worker(s) label them: sustained throughput."""
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5, acks=1)
+    producer = AIOKafkaProducer(**client_kwargs(topics.settings), linger_ms=5, acks=1)
     await producer.start()
     for i in range(count):
         await producer.send(
@@ -209,7 +186,7 @@ async def saturate(topics: Topics, texts: Sequence[str], count: int, *, within: 
     await producer.stop()
     consumer = AIOKafkaConsumer(  # read_committed: an exactly-once worker's outputs count once committed
         topics.output,
-        bootstrap_servers=BOOTSTRAP,
+        **client_kwargs(topics.settings),
         auto_offset_reset="earliest",
         isolation_level="read_committed",
     )

@@ -20,6 +20,7 @@ if str(ROOT) not in sys.path:  # allow `python bench/model_ceiling.py` as well a
 
 import onnxruntime  # noqa: E402
 
+from streamnlp.model.manifest import DEFAULT_MODEL_DIR  # noqa: E402
 from streamnlp.model.throughput import (  # noqa: E402
     compare_seq_per_s,
     mean_tokens,
@@ -32,7 +33,7 @@ BATCHES = (1, 8, 32)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "squeezebert-int8")
+    parser.add_argument("--model", type=Path, default=ROOT / DEFAULT_MODEL_DIR)
     parser.add_argument("--build-dir", type=Path, default=ROOT / "build" / "model")
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--seconds", type=float, default=1.5, help="time per model per round")

@@ -15,13 +15,14 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.e2e import load_texts, plot, start_run
-from bench.harness import BOOTSTRAP, machine, save, table
+from bench.harness import SETTINGS, machine, save, table
+from streamnlp.kafka import client_kwargs
 
 
 async def _steady(
     topic: str, texts: list[str], rate: float, seconds: float, worker, every: float = 30.0
 ) -> list[dict]:
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5, acks=1)
+    producer = AIOKafkaProducer(**client_kwargs(SETTINGS), linger_ms=5, acks=1)
     await producer.start()
     samples: list[dict] = []
     start = time.perf_counter()

@@ -8,7 +8,13 @@ trying again later can succeed (``retriable``), the way Kafka client errors do:
     ├── ServiceError           a local service (Kafka, Redis) could not be installed, started or reached
     │   └── ServiceNotRunning  a service a caller needs is not up; the message says how to start it
     ├── RecordError            one input record cannot be labelled; it goes to the dead-letter topic
-    └── ModelError             the model directory is missing, corrupt or lacks a head (streamnlp.model)
+    └── ModelError             a model directory is missing, corrupt, lacks a head a profile needs, or
+                               failed on a batch (onnxruntime's and tokenizers' errors become this)
+
+Errors from other libraries are mapped into this tree once, where they enter: Redis errors in
+``cache``, onnxruntime and tokenizers errors in ``model.runtime``, Kafka errors stay Faust's (it owns the
+consumer and producer). The command line turns any ``StreamNLPError`` into one line on stderr, exit code
+1, or 75 (EX_TEMPFAIL) when ``retriable`` says trying again later may work.
 """
 
 from __future__ import annotations
@@ -45,3 +51,8 @@ class RecordError(StreamNLPError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class ModelError(StreamNLPError):
+    """A model directory is missing, incomplete or corrupt, lacks a head a profile needs, or the model
+    failed on a batch. Not retriable: the same directory or text fails the same way."""

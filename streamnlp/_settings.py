@@ -40,11 +40,14 @@ def _parse_str_tuple(raw: str) -> tuple[str, ...]:
 
 
 def _choice_parser(choices: tuple[str, ...]) -> Callable[[str], str]:
+    """Any case is accepted; the value is the choice as declared, so code compares it once, exactly."""
+    canonical = {choice.lower(): choice for choice in choices}
+
     def parse(raw: str) -> str:
-        value = raw.strip().lower()
-        if value not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}")
-        return value
+        try:
+            return canonical[raw.strip().lower()]
+        except KeyError:
+            raise ValueError(f"expected one of {', '.join(choices)}") from None
 
     return parse
 

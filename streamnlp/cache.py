@@ -4,6 +4,9 @@ A key is ``snlp:1:`` + HMAC-SHA256(secret, model version, profile, normalised te
 cannot be read back from Redis, nor found by hashing guesses without the secret. Redis is an
 optimisation: when it fails, labelling goes on uncached, the failure is logged once and counted, and
 Redis is tried again after an exponential backoff.
+
+The model version is part of every key, so a hot-reloaded model never serves its predecessor's labels.
+Changing what a cached value holds (:func:`encode_labels`) means a new ``KEY_PREFIX`` version.
 """
 
 from __future__ import annotations
@@ -17,15 +20,28 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import orjson
 import redis.asyncio as aioredis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
-from .records import Labels
+from .model.labels import Label, Labels
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "snlp:1:"
+
+
+def encode_labels(labels: Labels) -> bytes:
+    """The cached form of labels: compact JSON, ``{"h": {head: [label, score]}, "t": truncated}``."""
+    return orjson.dumps(
+        {"h": {n: [v.label, v.score] for n, v in labels.heads.items()}, "t": labels.truncated}
+    )
+
+
+def decode_labels(raw: bytes) -> Labels:
+    data = orjson.loads(raw)
+    return Labels({n: Label(v[0], float(v[1])) for n, v in data["h"].items()}, bool(data["t"]))
 
 
 def normalise(text: str) -> str:
@@ -141,7 +157,7 @@ class LabelCache:
                 self._redis_ok()
                 for i, value in zip(missing, raw, strict=True):
                     if value is not None:
-                        labels = Labels.from_cache(value)
+                        labels = decode_labels(value)
                         found[i] = labels
                         self.lru.put(keys[i], labels)
                         self.stats.hits_redis += 1
@@ -156,7 +172,7 @@ class LabelCache:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key, labels in items:
-                    pipe.set(key, labels.to_cache(), ex=self.ttl)
+                    pipe.set(key, encode_labels(labels), ex=self.ttl)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             self._redis_failed(exc)

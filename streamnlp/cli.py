@@ -5,27 +5,24 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
 from . import __version__
-from ._errors import ConfigError, StreamNLPError
+from ._cli import ErrorBoundary
+from ._errors import ModelError
 from ._settings import read_env_file
-from .config import ServiceSettings, WorkerSettings
+from .config import DEFAULT_PROFILE, WorkerSettings
+
+if TYPE_CHECKING:
+    from .dev.settings import ServiceSettings
+    from .model.runtime import LabelModel
 
 
-class _Group(click.Group):
-    """Turns our own errors into one clear line and exit code 1 instead of a traceback."""
-
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except StreamNLPError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ErrorBoundary, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="streamnlp")
 def main() -> None:
     """Sentiment and intent labels for Kafka text streams, on CPU workers.
@@ -44,11 +41,14 @@ def services() -> None:
 
     Ports, folders and the broker count come from STREAMNLP_* variables (see `streamnlp config`) or
     the options below. Services run in the background; their PIDs, logs and data live under the
-    state folder (STREAMNLP_STATE_DIR, default ./.state).
+    state folder (STREAMNLP_STATE_DIR, default ./.state). Development only: a deployed worker never
+    imports this code.
     """
 
 
 def _settings(kafka_port: int | None, brokers: int | None, redis_port: int | None) -> ServiceSettings:
+    from .dev.settings import ServiceSettings
+
     overrides = {
         name: value
         for name, value in (
@@ -81,7 +81,7 @@ def services_up(
     kafka_port: int | None, brokers: int | None, redis_port: int | None, only: str | None
 ) -> None:
     """Start the services (installing what is missing) and wait until they answer."""
-    from .services import KafkaCluster, RedisServer, kafka_version
+    from .dev.services import KafkaCluster, RedisServer, kafka_version
 
     settings = _settings(kafka_port, brokers, redis_port)
     if only in (None, "redis"):
@@ -108,7 +108,7 @@ def services_down(
     kafka_port: int | None, brokers: int | None, redis_port: int | None, only: str | None
 ) -> None:
     """Stop the services this tool started (found by their PID files); nothing else is touched."""
-    from .services import KafkaCluster, RedisServer
+    from .dev.services import KafkaCluster, RedisServer
 
     settings = _settings(kafka_port, brokers, redis_port)
     if only in (None, "kafka"):
@@ -124,7 +124,7 @@ def services_status(
     kafka_port: int | None, brokers: int | None, redis_port: int | None, only: str | None
 ) -> None:
     """Show which services are running; exits 1 when one of them is not."""
-    from .services import KafkaCluster, RedisServer
+    from .dev.services import KafkaCluster, RedisServer
 
     settings = _settings(kafka_port, brokers, redis_port)
     healthy = True
@@ -142,6 +142,27 @@ def services_status(
     sys.exit(0 if healthy else 1)
 
 
+@services.command("topic")
+@click.argument("name")
+@click.option("--partitions", type=click.IntRange(1), default=4, show_default=True, help="Partitions.")
+@click.option("--kafka-port", type=int, help="Client port of the first broker [STREAMNLP_KAFKA_PORT].")
+def services_topic(name: str, partitions: int, kafka_port: int | None) -> None:
+    """Create topic NAME on the local Kafka with PARTITIONS partitions (nothing if it exists).
+
+    Workers create missing topics with STREAMNLP_TOPIC_PARTITIONS partitions; create an input topic
+    yourself to choose its partition count (the most replicas that can share it)."""
+    import asyncio
+
+    from .dev.services import KafkaCluster
+    from .kafka import ensure_topics
+
+    kafka = KafkaCluster(_settings(kafka_port, None, None))
+    settings = WorkerSettings.from_env(brokers=kafka.bootstrap_servers)
+    created = asyncio.run(ensure_topics(settings, [name], partitions=partitions))
+    state = f"created with {partitions} partitions" if created else "already exists"
+    click.echo(f"topic {name} on {kafka.bootstrap_servers}: {state}")
+
+
 def _describe(settings: type[ServiceSettings] | type[WorkerSettings]) -> str:
     lines = []
     for env, default, doc in settings.describe():
@@ -153,6 +174,8 @@ def _describe(settings: type[ServiceSettings] | type[WorkerSettings]) -> str:
 @main.command("config")
 def config_cmd() -> None:
     """List every STREAMNLP_* setting with its default and purpose."""
+    from .dev.settings import ServiceSettings
+
     click.echo("Worker settings:\n" + _describe(WorkerSettings))
     click.echo("\nLocal services (streamnlp services):\n" + _describe(ServiceSettings))
 
@@ -162,13 +185,14 @@ def _worker_settings(config_file: Path | None, **overrides: object) -> WorkerSet
     return WorkerSettings.from_env(environ, **overrides)
 
 
-def _load_model(settings: WorkerSettings):  # type: ignore[no-untyped-def]
-    from .model.runtime import LabelModel, ModelError
+def _load_model(settings: WorkerSettings) -> LabelModel:
+    """The model STREAMNLP_MODEL_PATH names, checked against every configured profile."""
+    from .model.check import load_checked
 
     try:
-        return LabelModel.load(settings.model_path, threads=settings.onnx_threads)
-    except ModelError as exc:
-        raise ConfigError(
+        return load_checked(settings.model_dir(), settings.profiles(), threads=settings.onnx_threads)
+    except ModelError as exc:  # the one place that knows which setting named the directory
+        raise ModelError(
             f"cannot load the model (STREAMNLP_MODEL_PATH={settings.model_path}): {exc}"
         ) from exc
 
@@ -188,36 +212,37 @@ def worker_cmd(config_file: Path | None) -> None:
     """Run a labelling worker: consume STREAMNLP_INPUTS, publish labels, until stopped.
 
     Start more replicas with the same STREAMNLP_GROUP to share the partitions. SIGTERM or Ctrl-C stops
-    the worker cleanly. Missing topics are created with STREAMNLP_TOPIC_PARTITIONS partitions.
+    the worker cleanly; SIGHUP reloads the model (as does a new version at STREAMNLP_MODEL_PATH).
+    Missing topics are created with STREAMNLP_TOPIC_PARTITIONS partitions.
     Metrics, health and readiness: http://STREAMNLP_WEB_HOST:STREAMNLP_WEB_PORT/{metrics,health,ready}.
     """
     import asyncio
+    import logging
+    import logging.config
 
     import faust
-
-    from workers import create_app
 
     from .kafka import ensure_topics
     from .logs import logging_config
     from .pipeline import Pipeline
+    from .workers import create_app
 
     settings = _worker_settings(config_file)
+    logs = logging_config(settings.log_level, settings.log_format)
+    logging.config.dictConfig(logs)  # from the first line on, as Faust configures it later
     topics = settings.topic_profiles()
     model = _load_model(settings)
     pipeline = Pipeline.from_settings(settings, model)
-    # A record may choose its profile, so a {profile} template can name any profile's topic.
-    profiles = settings.profiles() if "{profile}" in settings.output_topic else None
-    outputs = {
-        settings.output_topic_for(topic, profile)
-        for topic, default in topics.items()
-        for profile in (profiles or [default])
-    }
-    asyncio.run(ensure_topics(settings, [*topics, *outputs, settings.dlq_topic]))
-    click.echo(
-        f"streamnlp worker: model {model.name} {model.version}; inputs {topics}; "
-        f"group {settings.group}; brokers {settings.brokers}",
-        err=True,
+    asyncio.run(ensure_topics(settings, [*topics, *settings.output_topics()]))
+    logging.getLogger("streamnlp.worker").info(
+        "streamnlp worker: model %s %s; inputs %s; group %s; brokers %s",
+        model.name,
+        model.version,
+        topics,
+        settings.group,
+        settings.brokers,
     )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only its own subfolder
     app = create_app(settings, pipeline)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -225,50 +250,68 @@ def worker_cmd(config_file: Path | None) -> None:
         app,
         loop=loop,
         loglevel=settings.log_level,
-        logging_config=logging_config(settings.log_level, settings.log_format),
+        logging_config=logs,
     ).execute_from_commandline()
 
 
 @main.command("tag")
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-@click.option("--profile", default="general", show_default=True, help="Profile (which heads) to label with.")
 @click.option(
-    "--jsonl/--lines",
-    default=False,
-    help="Inputs are JSON objects (text in STREAMNLP_TEXT_FIELD) or plain text lines (default).",
+    "--profile", default=DEFAULT_PROFILE, show_default=True, help="Profile (which heads) to label with."
+)
+@click.option("--lines", "kind", flag_value="lines", default=True, help="Each line is a text (default).")
+@click.option("--jsonl", "kind", flag_value="jsonl", help="Each line is a JSON object holding the text.")
+@click.option("--csv", "kind", flag_value="csv", help="A CSV file with a header row; one text per row.")
+@click.option(
+    "--column",
+    help="JSONL field (dotted path) or CSV column of the text [default: STREAMNLP_TEXT_FIELD, text].",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "text"]),
+    default="json",
+    show_default=True,
+    help="json: one output record per line; text: one readable line per input (labels, then the text).",
 )
 @click.option("--cache/--no-cache", default=False, show_default=True, help="Use Redis (STREAMNLP_REDIS_URL).")
-def tag_cmd(files: tuple[str, ...], profile: str, jsonl: bool, cache: bool) -> None:
-    """Label lines of text from FILES (or stdin) without Kafka, through the worker's own pipeline.
+def tag_cmd(
+    files: tuple[str, ...], profile: str, kind: str, column: str | None, fmt: str, cache: bool
+) -> None:
+    """Label texts from FILES (or stdin) without Kafka, through the worker's own pipeline.
 
-    Prints one output record (JSON) per input line on stdout; a line that cannot be labelled prints its
-    dead-letter record on stderr and makes the exit code 2.
+    Prints one output per input on stdout; an input that cannot be labelled prints its dead letter on
+    stderr and makes the exit code 2.
 
     \b
-    Example:
-      echo "where is my parcel? it's a week late" | streamnlp tag --profile ecommerce
+    Examples:
+      echo "where is my parcel? it's a week late" | streamnlp tag --profile ecommerce --format text
+      streamnlp tag --csv --column message tickets.csv
     """
     import asyncio
 
+    from .codecs import render_line
+    from .envelope import Envelope, Source
     from .pipeline import Pipeline
-    from .records import Incoming, Source
 
-    overrides: dict[str, object] = {"inputs": tuple(f"{name}={profile}" for name in files or ("-",))}
-    if not jsonl:
-        overrides["text_field"] = ""
+    names = files or ("-",)
+    overrides: dict[str, object] = {"inputs": tuple(f"{name}={profile}" for name in names)}
+    if kind == "lines":
+        overrides["input_format"] = "text"
+    else:
+        overrides["input_format"] = "json"
+        if column:
+            overrides["text_field"] = column
     settings = WorkerSettings.from_env(**overrides)
     pipeline = Pipeline.from_settings(settings, _load_model(settings), use_redis=cache)
 
     async def run() -> int:
         failed = 0
-        for name in files or ("-",):
+        for name in names:
             with click.open_file(name, "rb") as stream:
-                batch: list[Incoming] = []
-                for number, line in enumerate(stream):
-                    value = line.rstrip(b"\r\n")
-                    if not value.strip():
-                        continue
-                    batch.append(Incoming(Source(name, 0, number), None, value))
+                batch: list[Envelope] = []
+                for number, value in _values(stream, kind):
+                    batch.append(pipeline.envelope(Source(name, 0, number), None, value))
                     if len(batch) >= settings.batch_max_size:
                         failed += await emit(batch)
                         batch = []
@@ -276,17 +319,39 @@ def tag_cmd(files: tuple[str, ...], profile: str, jsonl: bool, cache: bool) -> N
         await pipeline.close()
         return failed
 
-    async def emit(batch: list[Incoming]) -> int:
-        if not batch:
-            return 0
-        result = await pipeline.process(batch)
-        for publish in result.outputs:
-            click.echo(publish.value)
-        for publish in result.dead_letters:
-            click.echo(publish.value, err=True)
-        return len(result.dead_letters)
+    async def emit(batch: list[Envelope]) -> int:
+        failed = 0
+        for envelope in await pipeline.process(batch):
+            output = envelope.output
+            assert output is not None
+            failed += output.dead
+            if fmt == "json":
+                click.echo(output.value, err=output.dead)
+            elif envelope.failure is not None:
+                click.echo(f"{envelope.source.fallback_id}: {envelope.failure}", err=True)
+            else:
+                click.echo(render_line(envelope))
+        return failed
 
     sys.exit(2 if asyncio.run(run()) else 0)
+
+
+def _values(stream: BinaryIO, kind: str) -> Iterator[tuple[int, bytes]]:
+    """(line or row number, value) of each non-blank input; a CSV row becomes a JSON object."""
+    if kind != "csv":
+        for number, line in enumerate(stream):
+            value = line.rstrip(b"\r\n")
+            if value.strip():
+                yield number, value
+        return
+    import csv
+    import io
+
+    import orjson
+
+    rows = csv.DictReader(io.TextIOWrapper(stream, encoding="utf-8", newline=""))
+    for number, row in enumerate(rows, 1):
+        yield number, orjson.dumps({k: v for k, v in row.items() if k is not None})
 
 
 @main.command("demo")
@@ -296,7 +361,7 @@ def demo_cmd(rate: float) -> None:
 
     Services that were not running are stopped again at the end.
     """
-    from .demo import run_demo
+    from .dev.demo import run_demo
 
     run_demo(rate=rate)
 
@@ -309,7 +374,7 @@ def produce_samples_cmd(topic: str, rate: float, forever: bool) -> None:
     """Write the sample e-commerce chats to TOPIC as JSON records (the compose demo producer)."""
     import asyncio
 
-    from .demo import produce_samples
+    from .dev.demo import produce_samples
 
     settings = WorkerSettings.from_env()
     sent = asyncio.run(produce_samples(settings, topic, rate=rate, forever=forever))

@@ -5,53 +5,17 @@ All names share the ``STREAMNLP_`` prefix; ``streamnlp config`` prints them with
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from ._errors import ConfigError
 from ._settings import Settings, setting
+from .codecs import INPUT_FORMATS, InputCodec, InputFormat, input_codec
+from .model.manifest import DEFAULT_MODEL_DIR
 
-__all__ = ["DEFAULT_PROFILES", "ServiceSettings", "WorkerSettings"]
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceSettings(Settings):
-    """The local Kafka and Redis that ``streamnlp services`` runs for development, tests and the demo.
-
-    The ports are not the usual 9092/6379, so they never collide with a Kafka or Redis already on the
-    machine.
-    """
-
-    state_dir: Path = setting(
-        "STATE_DIR", Path(".state"), "Where local services keep PID files, logs and data."
-    )
-    cache_dir: Path = setting(
-        "CACHE_DIR",
-        Path("~/.cache/streamnlp").expanduser(),
-        "Where the Kafka jars resolved by Maven are kept between runs.",
-    )
-    kafka_port: int = setting(
-        "KAFKA_PORT", 19092, "Client port of the first local broker; broker i listens on port + i."
-    )
-    kafka_brokers: int = setting(
-        "KAFKA_BROKERS", 1, "How many local brokers to run (3 for the fault-tolerance tests)."
-    )
-    kafka_heap: str = setting("KAFKA_HEAP", "512m", "JVM heap of each local broker (-Xmx).")
-    kafka_security: str = setting(
-        "KAFKA_SECURITY",
-        "plaintext",
-        "plaintext, or sasl_ssl: clients must use TLS and SCRAM-SHA-512 (credentials in the state folder).",
-    )
-    redis_port: int = setting("REDIS_PORT", 16379, "Port of the local Redis.")
-    redis_secure: bool = setting(
-        "REDIS_SECURE",
-        False,
-        "Run the local Redis with a password and TLS only (credentials in the state folder).",
-    )
-    start_timeout: float = setting(
-        "START_TIMEOUT", 180.0, "Seconds to wait for a local service to answer before giving up."
-    )
+__all__ = ["DEFAULT_PROFILE", "DEFAULT_PROFILES", "WorkerSettings"]
 
 
 # Which model heads each profile asks for. `medical` has no intent data offline: it labels sentiment plus
@@ -64,6 +28,8 @@ DEFAULT_PROFILES: dict[str, tuple[str, ...]] = {
     "medical": ("sentiment", "intent_general"),
     "sentiment": ("sentiment",),
 }
+# The profile of an input topic named without one (``STREAMNLP_INPUTS=chats``) and of `streamnlp tag`.
+DEFAULT_PROFILE = "general"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +39,8 @@ class WorkerSettings(Settings):
     brokers: str = setting(
         "BROKERS", "127.0.0.1:19092", "Kafka bootstrap servers, comma-separated host:port."
     )
-    kafka_security_protocol: str = setting(
-        "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = setting(
+        "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (any case)."
     )
     kafka_sasl_mechanism: str = setting(
         "KAFKA_SASL_MECHANISM", "SCRAM-SHA-512", "SASL mechanism when the protocol is SASL_*."
@@ -97,10 +63,15 @@ class WorkerSettings(Settings):
         (),
         "Profiles to add or redefine, comma-separated profile=head+head, e.g. medical=sentiment+intent_x.",
     )
+    input_format: InputFormat = setting(
+        "INPUT_FORMAT",
+        "json",
+        "How input values are decoded: " + "; ".join(f"{k}: {v}" for k, v in INPUT_FORMATS.items()) + ".",
+    )
     text_field: str = setting(
         "TEXT_FIELD",
         "text",
-        "Dotted path of the text in a JSON value (e.g. message.body); empty: the whole value is UTF-8 text.",
+        "Dotted path of the text in a JSON value (input format json), e.g. message.body.",
     )
     id_field: str = setting(
         "ID_FIELD", "id", "Dotted path of the message id in a JSON value; missing: topic:partition:offset."
@@ -146,7 +117,17 @@ class WorkerSettings(Settings):
     batch_max_wait: float = setting(
         "BATCH_MAX_WAIT", 0.005, "Seconds a micro-batch waits to fill before it runs anyway."
     )
-    model_path: Path = setting("MODEL_PATH", Path("models/squeezebert-int8"), "Directory of the model.")
+    model_path: Path = setting(
+        "MODEL_PATH",
+        DEFAULT_MODEL_DIR,
+        "Directory of the model (or a symlink to it). A new version there is loaded without a restart.",
+    )
+    model_poll_interval: float = setting(
+        "MODEL_POLL_INTERVAL",
+        5.0,
+        "Seconds between looks at STREAMNLP_MODEL_PATH's manifest for a new version (a rewritten manifest "
+        "or a flipped symlink); 0: reload on SIGHUP only.",
+    )
     onnx_threads: int = setting(
         "ONNX_THREADS", 1, "onnxruntime intra-op threads; one thread per worker process is the safe default."
     )
@@ -167,6 +148,12 @@ class WorkerSettings(Settings):
     )
     max_value_bytes: int = setting(
         "MAX_VALUE_BYTES", 16 * 1024 * 1024, "Larger input values go to the dead-letter topic unparsed."
+    )
+    data_dir: Path = setting(
+        "DATA_DIR",
+        Path(tempfile.gettempdir()) / "streamnlp",
+        "Folder of the worker's own state (Faust's data directory, one subfolder per group); never the "
+        "working directory, so a read-only root with a writable /tmp works.",
     )
     web_host: str = setting("WEB_HOST", "127.0.0.1", "Address of the metrics and health endpoints.")
     web_port: int = setting("WEB_PORT", 6066, "Port of /metrics, /health and /ready.")
@@ -189,7 +176,7 @@ class WorkerSettings(Settings):
         mapping: dict[str, str] = {}
         for item in self.inputs:
             topic, _, profile = item.partition("=")
-            topic, profile = topic.strip(), (profile.strip() or "general")
+            topic, profile = topic.strip(), (profile.strip() or DEFAULT_PROFILE)
             if not topic:
                 raise ConfigError(f"STREAMNLP_INPUTS: {item!r} has no topic")
             if profile not in profiles:
@@ -199,5 +186,39 @@ class WorkerSettings(Settings):
             raise ConfigError("STREAMNLP_INPUTS names no input topic")
         return mapping
 
+    def model_dir(self) -> Path:
+        """STREAMNLP_MODEL_PATH as a directory to open: a relative path that is not there is looked up
+        in the source tree this package runs from too, so the shipped model is found from any folder."""
+        path = self.model_path
+        if path.is_absolute() or path.exists():
+            return path
+        beside_package = Path(__file__).resolve().parents[1] / path
+        return beside_package if beside_package.exists() else path
+
     def output_topic_for(self, topic: str, profile: str) -> str:
+        """Where the labelled record of an input from ``topic`` labelled with ``profile`` goes."""
         return self.output_topic.format(topic=topic, profile=profile)
+
+    def output_topics(self) -> list[str]:
+        """Every topic the worker may publish to; the worker creates the missing ones at start.
+
+        A record may choose its profile, so a ``{profile}`` template can name any profile's topic."""
+        profiles = self.profiles() if "{profile}" in self.output_topic else None
+        names = {
+            self.output_topic_for(topic, profile)
+            for topic, default in self.topic_profiles().items()
+            for profile in (profiles or [default])
+        }
+        return [*sorted(names), self.dlq_topic]
+
+    def input_codec(self) -> InputCodec:
+        if self.input_format == "json" and not self.text_field.strip():
+            raise ConfigError(
+                "STREAMNLP_TEXT_FIELD is empty; for plain-text values set STREAMNLP_INPUT_FORMAT=text"
+            )
+        return input_codec(
+            self.input_format,
+            text_field=self.text_field,
+            id_field=self.id_field,
+            known_profiles=self.profiles(),
+        )

@@ -19,7 +19,7 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 def ssl_context(settings: WorkerSettings) -> ssl.SSLContext | None:
-    if "SSL" not in settings.kafka_security_protocol.upper():
+    if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
         return None
     cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
     return ssl.create_default_context(cafile=cafile)
@@ -29,12 +29,12 @@ def client_kwargs(settings: WorkerSettings) -> dict[str, Any]:
     """Keyword arguments for any aiokafka client: servers and security."""
     kwargs: dict[str, Any] = {
         "bootstrap_servers": settings.brokers,
-        "security_protocol": settings.kafka_security_protocol.upper(),
+        "security_protocol": settings.kafka_security_protocol,
     }
     context = ssl_context(settings)
     if context is not None:
         kwargs["ssl_context"] = context
-    if settings.kafka_security_protocol.upper().startswith("SASL"):
+    if settings.kafka_security_protocol.startswith("SASL"):
         kwargs |= {
             "sasl_mechanism": settings.kafka_sasl_mechanism,
             "sasl_plain_username": settings.kafka_sasl_username,

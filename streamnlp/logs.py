@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -46,3 +47,30 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
         "root": {"handlers": ["stderr"], "level": level.upper()},
         "loggers": {"aiokafka": {"level": "WARNING"}},
     }
+
+
+class RateLimited:
+    """Logs at most one line per key every ``interval`` seconds; the next one says how many it skipped.
+
+    For events that can come by the thousand (dead letters of a broken producer): one line names the
+    problem, a flood of them would bury everything else.
+    """
+
+    def __init__(
+        self, logger: logging.Logger, interval: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._logger = logger
+        self._interval = interval
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._skipped: dict[str, int] = {}
+
+    def warning(self, key: str, message: str, *args: object) -> None:
+        now = self._clock()
+        if now - self._last.get(key, -self._interval) < self._interval:
+            self._skipped[key] = self._skipped.get(key, 0) + 1
+            return
+        skipped = self._skipped.pop(key, 0)
+        self._last[key] = now
+        suffix = f" (and {skipped} more like it since the last line)" if skipped else ""
+        self._logger.warning(message + suffix, *args)

@@ -1,4 +1,8 @@
-"""Prometheus metrics of one worker, in a registry of its own (served on /metrics)."""
+"""Prometheus metrics of one worker, in a registry of its own (served on /metrics).
+
+Label values have bounded cardinality: topics and profiles come from the settings, heads and labels
+from the loaded models' fixed label sets, reasons from the codecs' fixed codes.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,12 @@ class Metrics:
         self.messages_in = Counter("streamnlp_messages_in", "Messages consumed.", ["topic"], registry=r)
         self.labelled = Counter(
             "streamnlp_labelled", "Records labelled and published.", ["profile"], registry=r
+        )
+        self.labels = Counter(
+            "streamnlp_labels",
+            "Labels published, by input topic, head and label: what the stream is about.",
+            ["topic", "head", "label"],
+            registry=r,
         )
         self.dead_letters = Counter(
             "streamnlp_dead_letters", "Records sent to the dead-letter topic.", ["reason"], registry=r
@@ -42,6 +52,26 @@ class Metrics:
             "streamnlp_consumer_lag",
             "Messages behind the end of the partition.",
             ["topic", "partition"],
+            registry=r,
+        )
+
+        self.model_loaded = Gauge(
+            "streamnlp_model_loaded",
+            "1 for the model version that labels newly consumed messages.",
+            ["name", "version"],
+            registry=r,
+        )
+        self.model_reloads = Counter(
+            "streamnlp_model_reloads", "New model versions loaded without a restart.", registry=r
+        )
+        self.model_reload_failures = Counter(
+            "streamnlp_model_reload_failures",
+            "Model versions refused at reload (the previous one kept serving).",
+            registry=r,
+        )
+        self.partition_assignments = Counter(
+            "streamnlp_partition_assignments",
+            "Rebalances that assigned this worker its partitions (1 for a worker that never rebalanced).",
             registry=r,
         )
 

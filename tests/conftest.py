@@ -13,9 +13,9 @@ import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streamnlp import ServiceNotRunning
-from streamnlp.config import ServiceSettings
+from streamnlp.dev.services import KafkaCluster, RedisServer, require_kafka, require_redis
+from streamnlp.dev.settings import ServiceSettings
 from streamnlp.model.runtime import LabelModel
-from streamnlp.services import KafkaCluster, RedisServer, require_kafka, require_redis
 from tests.support import MODEL
 
 

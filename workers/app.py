@@ -10,32 +10,44 @@ fences the old one and aborts its open transaction). Every record answering an i
 is sent in P's transaction, and Faust's commit puts P's offsets into that same transaction before
 committing it: outputs and offsets become visible together or not at all. Commits wait while a batch
 is between its first send and its acknowledgement, so no transaction holds half a batch.
+
+Model hot reload: SIGHUP, or a new manifest under STREAMNLP_MODEL_PATH (polled), loads and checks the new
+version off the event loop (``streamnlp.reload``). Each message is labelled by the model that was current
+when it was consumed: with one batch in flight (always in exactly-once mode) it is the model current when
+the batch starts, so a batch, and the transaction it is sent in, never mixes versions; with several in
+flight the agent stamps each message as it leaves the consumer, because concurrent batches interleave a
+partition's messages. Either way versions only move forward within a partition.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import signal
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.transport.consumer import TopicPartitionGroup
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 from faust.web import Request, Response, View
 
 from streamnlp.config import WorkerSettings
+from streamnlp.envelope import Envelope, Source
 from streamnlp.kafka import MAX_MESSAGE_BYTES, ssl_context
-from streamnlp.pipeline import Pipeline, Publish
-from streamnlp.records import Incoming, Source
+from streamnlp.model.check import load_checked
+from streamnlp.pipeline import Pipeline
+from streamnlp.reload import Reloader
 
 log = logging.getLogger("streamnlp.worker")
 
 
 def _credentials(settings: WorkerSettings) -> Any:
-    protocol = settings.kafka_security_protocol.upper()
+    protocol = settings.kafka_security_protocol
     if protocol.startswith("SASL"):
         return faust.SASLCredentials(
             username=settings.kafka_sasl_username,
@@ -48,12 +60,9 @@ def _credentials(settings: WorkerSettings) -> Any:
     return None
 
 
-def _incoming(event: Any) -> Incoming:
-    message = event.message
+def _source(message: Any) -> Source:
     timestamp = int(message.timestamp * 1000) if message.timestamp else None
-    return Incoming(
-        Source(message.topic, message.partition, message.offset, timestamp), message.key, message.value
-    )
+    return Source(message.topic, message.partition, message.offset, timestamp)
 
 
 def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
@@ -76,6 +85,7 @@ def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
         topic_replication_factor=settings.topic_replication,
         topic_disable_leader=True,
         store="memory://",
+        datadir=str(settings.data_dir / "{conf.name}-data"),
         web_enabled=True,
         web_bind=settings.web_host,
         web_host=settings.web_host,
@@ -84,26 +94,67 @@ def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
     app.pipeline = pipeline
     inputs = app.topic(*settings.topic_profiles(), key_serializer="raw", value_serializer="raw")
     metrics = pipeline.metrics
+    reloader = Reloader(
+        pipeline.slot,
+        settings.model_dir(),
+        functools.partial(load_checked, profiles=settings.profiles(), threads=settings.onnx_threads),
+        metrics,
+    )
 
     # Two batches of one partition in flight could commit the later one's outputs in a transaction
     # whose offsets stop before the earlier one: exactly-once runs one batch at a time.
     in_flight = 1 if settings.processing_guarantee == "exactly_once" else settings.batches_in_flight
+    # Model generation of each consumed message not yet in a batch, stamped as it leaves the consumer.
+    stamps: dict[tuple[str, int, int], int] = {}
 
     @app.agent(inputs, concurrency=in_flight)
     async def label(stream: faust.StreamT) -> None:
+        if in_flight > 1:
+
+            def stamp(value: Any) -> Any:
+                if (event := stream.current_event) is not None:
+                    message = event.message
+                    stamps[(message.topic, message.partition, message.offset)] = pipeline.slot.stamp()
+                return value
+
+            stream.add_processor(stamp)  # runs before take_events' own: in consumption order
         async for events in stream.take_events(settings.batch_max_size, within=settings.batch_max_wait):
-            batch = [_incoming(event) for event in events]
-            result = await pipeline.process(batch)
+            batch = [_envelope(pipeline, stamps, event.message) for event in events]
+            await pipeline.process(batch)
             async with app.commit_gate:
-                pending = [await app.publish(p) for p in (*result.outputs, *result.dead_letters)]
+                pending = [await app.publish(envelope) for envelope in batch]
                 await asyncio.gather(*pending)  # acknowledged by the brokers before Faust may commit
                 for event in events:
                     event.ack()  # safe to commit now, inside the gate (take_events acks again: a no-op)
             now = time.time() * 1000
-            for message in batch:
-                if message.source.timestamp_ms:
-                    metrics.end_to_end_seconds.observe(max(0.0, now - message.source.timestamp_ms) / 1000)
+            for envelope in batch:
+                if envelope.source.timestamp_ms:
+                    metrics.end_to_end_seconds.observe(max(0.0, now - envelope.source.timestamp_ms) / 1000)
             _observe_lag(app, batch, metrics)
+
+    if settings.model_poll_interval > 0:
+
+        @app.timer(interval=settings.model_poll_interval)
+        async def poll_model() -> None:
+            await reloader.poll()
+
+    def on_sighup() -> None:
+        reload = asyncio.ensure_future(reloader.reload(forced=True))
+        app.reloads.add(reload)
+        reload.add_done_callback(app.reloads.discard)
+
+    @app.task
+    async def reload_on_sighup() -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        metrics.partition_assignments.inc()
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        stamps.clear()  # their buffered messages are consumed again, and stamped again
+        pipeline.slot.forget_stamps()
 
     @app.page("/metrics")
     async def metrics_view(web: View, request: Request) -> Response:
@@ -111,7 +162,8 @@ def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
 
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:
-        return web.json({"status": "ok", "model": pipeline.model.version})
+        model = pipeline.model
+        return web.json({"status": "ok", "model": {"name": model.name, "version": model.version}})
 
     @app.page("/ready")
     async def ready(web: View, request: Request) -> Response:
@@ -150,21 +202,25 @@ class LabelApp(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.commit_gate = asyncio.Lock()
+        self.reloads: set[asyncio.Future[bool]] = set()  # reloads SIGHUP started, kept from the GC
 
-    async def publish(self, record: Publish) -> Awaitable[Any]:
-        """Send ``record``; in exactly-once mode inside the transaction of the input partition it answers."""
+    async def publish(self, envelope: Envelope) -> Awaitable[Any]:
+        """Send the envelope's output with the input's key; in exactly-once mode inside the transaction
+        of the input partition it answers."""
+        output = envelope.output
+        assert output is not None, "the pipeline gives every envelope an output"
         if not self.in_transaction:
             return await self.producer.send(
-                record.topic, record.key, record.value, partition=None, timestamp=None, headers=None
+                output.topic, envelope.key, output.value, partition=None, timestamp=None, headers=None
             )
-        topic, partition = record.source.topic, record.source.partition
+        topic, partition = envelope.source.topic, envelope.source.partition
         tpg = TopicPartitionGroup(topic, partition, self.assignor.group_for_topic(topic))
         # Faust names (and starts) the producer of an assigned input partition with this format.
         transactional_id = self.consumer.transactions.transactional_id_format.format(
             group_id=self.conf.id, tpg=tpg
         )
         return await self.producer.send(
-            record.topic, record.key, record.value, None, None, None, transactional_id=transactional_id
+            output.topic, envelope.key, output.value, None, None, None, transactional_id=transactional_id
         )
 
     def _new_transport(self) -> Any:
@@ -178,14 +234,19 @@ class LabelApp(faust.App):
         await self.pipeline.close()
 
 
-def _observe_lag(app: faust.App, batch: list[Incoming], metrics: Any) -> None:
+def _envelope(pipeline: Pipeline, stamps: dict[tuple[str, int, int], int], message: Any) -> Envelope:
+    generation = stamps.pop((message.topic, message.partition, message.offset), None)
+    return pipeline.envelope(_source(message), message.key, message.value, generation)
+
+
+def _observe_lag(app: faust.App, batch: Sequence[Envelope], metrics: Any) -> None:
     last: dict[tuple[str, int], int] = {}
-    for message in batch:
-        last[(message.source.topic, message.source.partition)] = message.source.offset
+    for envelope in batch:
+        last[(envelope.source.topic, envelope.source.partition)] = envelope.source.offset
     for (topic, partition), offset in last.items():
         try:
             highwater = app.consumer.highwater(TP(topic, partition))
-        except Exception:  # the partition was revoked meanwhile: nothing to report
+        except (IllegalStateError, KeyError, AssertionError):  # revoked meanwhile: nothing to report
             continue
         if highwater is not None:
             metrics.consumer_lag.labels(topic, str(partition)).set(max(0, highwater - offset - 1))

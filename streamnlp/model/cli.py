@@ -14,9 +14,9 @@ from pathlib import Path
 
 import click
 
-from streamnlp.model.manifest import read_json
+from streamnlp._cli import ErrorBoundary
+from streamnlp.model.manifest import DEFAULT_MODEL_DIR, MANIFEST, read_json
 
-DEFAULT_MODEL = Path("models/squeezebert-int8")
 STOP_STAGES = ("teacher", "student", "export", "package", "report")
 
 
@@ -37,7 +37,7 @@ def _require_add_head_deps() -> None:
     _require(("onnx", "tqdm"), "add-head", "dev")
 
 
-@click.group("model")
+@click.group("model", cls=ErrorBoundary)
 def model() -> None:
     """Build, evaluate and extend the sentiment/intent model."""
 
@@ -68,7 +68,7 @@ def model() -> None:
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Shipped model directory (default models/squeezebert-int8).",
+    help=f"Shipped model directory (default {DEFAULT_MODEL_DIR}).",
 )
 @click.option(
     "--stop-after",
@@ -122,7 +122,7 @@ def build_cmd(
 @click.option(
     "--model",
     "model_dir",
-    default=DEFAULT_MODEL,
+    default=DEFAULT_MODEL_DIR,
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="Model directory.",
@@ -139,13 +139,10 @@ def eval_cmd(
 ) -> None:
     """Accuracy, macro-F1, macro-recall and the worst confusions of one head on a labelled CSV."""
     from streamnlp.model.evaluate import evaluate_csv
-    from streamnlp.model.runtime import LabelModel, ModelError
+    from streamnlp.model.runtime import LabelModel
 
-    try:
-        runtime = LabelModel.load(model_dir)
-        result = evaluate_csv(runtime, data, head, restrict_to_gold=restrict_to_gold, worst=worst)
-    except ModelError as exc:
-        raise click.ClickException(str(exc)) from exc
+    runtime = LabelModel.load(model_dir)
+    result = evaluate_csv(runtime, data, head, restrict_to_gold=restrict_to_gold, worst=worst)
     report = result.report
     if as_json:
         payload = report.to_dict() | {"confusions": report.confusions, "model": runtime.version, "head": head}
@@ -178,7 +175,7 @@ def eval_cmd(
 @click.option(
     "--model",
     "model_dir",
-    default=DEFAULT_MODEL,
+    default=DEFAULT_MODEL_DIR,
     show_default=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Model to extend.",
@@ -196,12 +193,8 @@ def add_head_cmd(name: str, data: Path, model_dir: Path, out_dir: Path | None, h
     """Train a new intent head on your CSV (frozen encoder features, minutes on CPU); write a new version."""
     _require_add_head_deps()
     from streamnlp.model.build.addhead import add_head
-    from streamnlp.model.runtime import ModelError
 
-    try:
-        report = add_head(model_dir, name, data, out_dir or model_dir, holdout=holdout)
-    except ModelError as exc:
-        raise click.ClickException(str(exc)) from exc
+    report = add_head(model_dir, name, data, out_dir or model_dir, holdout=holdout)
     click.echo(
         f"head {report.name}: {len(report.labels)} labels, {report.n_train} training rows, "
         f"held-out accuracy {report.holdout_accuracy:.4f} on {report.n_holdout} rows; "
@@ -213,23 +206,44 @@ def add_head_cmd(name: str, data: Path, model_dir: Path, out_dir: Path | None, h
 @click.option(
     "--model",
     "model_dir",
-    default=DEFAULT_MODEL,
+    default=DEFAULT_MODEL_DIR,
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="Model directory.",
 )
 def info_cmd(model_dir: Path) -> None:
     """Verify a model directory against its manifest and print name, version and heads."""
-    from streamnlp.model.runtime import LabelModel, ModelError
+    from streamnlp.model.runtime import LabelModel
 
-    try:
-        runtime = LabelModel.load(model_dir)
-    except ModelError as exc:
-        raise click.ClickException(str(exc)) from exc
-    manifest = read_json(model_dir / "manifest.json")
+    runtime = LabelModel.load(model_dir)
+    manifest = read_json(model_dir / MANIFEST)
     click.echo(
         f"{runtime.name} {runtime.version} "
         f"(max_length {runtime.max_length}, created {manifest.get('created')})"
     )
+    for head, labels in runtime.heads.items():
+        click.echo(f"  {head}: {len(labels)} labels")
+
+
+@model.command("check")
+@click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--profile-heads",
+    help="Profiles to check besides the built-in ones, profile=head+head,... "
+    "[default: STREAMNLP_PROFILE_HEADS, as the worker reads it].",
+)
+def check_cmd(model_dir: Path, profile_heads: str | None) -> None:
+    """Check MODEL_DIR the way a worker does before it serves it: files against the manifest, a head
+    for every profile, a smoke prediction. Exit code 0: a worker would load it (at start or at reload).
+    """
+    from streamnlp.config import WorkerSettings
+    from streamnlp.model.check import load_checked
+
+    overrides: dict[str, object] = {}
+    if profile_heads is not None:
+        overrides["profile_heads"] = tuple(p.strip() for p in profile_heads.split(",") if p.strip())
+    profiles = WorkerSettings.from_env(**overrides).profiles()
+    runtime = load_checked(model_dir, profiles)
+    click.echo(f"ok: {runtime.name} {runtime.version} serves profiles {', '.join(sorted(profiles))}")
     for head, labels in runtime.heads.items():
         click.echo(f"  {head}: {len(labels)} labels")

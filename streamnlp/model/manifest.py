@@ -13,6 +13,9 @@ TOKENIZER_FILE = "tokenizer.json"
 LABELS_FILE = "labels.json"
 CARD_FILE = "MODEL_CARD.md"
 HASHED_FILES = (MODEL_FILE, TOKENIZER_FILE, LABELS_FILE)
+# The shipped model, relative to the repository root: the default of STREAMNLP_MODEL_PATH and of every
+# `--model` option, and what tests and benchmarks label with. Declared here only.
+DEFAULT_MODEL_DIR = Path("models/squeezebert-int8")
 
 
 def sha256(path: Path) -> str:

@@ -9,37 +9,23 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
-from streamnlp._errors import StreamNLPError
+from streamnlp._errors import ModelError
+from streamnlp.model.labels import Label, Labels
 from streamnlp.model.manifest import LABELS_FILE, MANIFEST, MODEL_FILE, TOKENIZER_FILE, read_json, sha256
+
+__all__ = ["CHUNK", "DISABLED_OPTIMIZERS", "LabelModel", "ModelError", "make_session", "verify"]
 
 # Re-measured on the shipped int8 model (1 thread, best of 3 interleaved rounds): with the fused
 # SkipLayerNormalization kernel it ran 952 / 489 seq/s at batch 1 / 32; with the fusion disabled 1397 / 734.
 DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 # Texts per onnxruntime call after sorting a batch by length (bench: 8 beat 4, 16 and 32 on chat text).
 CHUNK = 8
-
-
-class ModelError(StreamNLPError):
-    """The model directory is missing, incomplete, corrupt, or asked for something it does not have."""
-
-
-@dataclass(frozen=True, slots=True)
-class HeadResult:
-    label: str
-    score: float  # softmax probability of the label
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    heads: dict[str, HeadResult]
-    truncated: bool  # the text was longer than max_length tokens
 
 
 def _pad(encodings: Sequence[Encoding]) -> tuple[np.ndarray, np.ndarray]:
@@ -165,19 +151,28 @@ class LabelModel:
                 probs[head][rows] = _softmax(x)
         return probs, [bool(e.overflowing) for e in encodings]
 
-    def decide(self, head: str, probs: np.ndarray) -> HeadResult:
+    def decide(self, head: str, probs: np.ndarray) -> Label:
         """Label for one row of probabilities: argmax, or the head's fallback label below its threshold."""
         labels = self.heads[head]
         best = int(probs.argmax())
         rule = self.thresholds.get(head)
         if rule is not None and float(probs[best]) < float(rule["min_score"]):  # type: ignore[arg-type]
             best = labels.index(str(rule["label"]))
-        return HeadResult(labels[best], float(probs[best]))
+        return Label(labels[best], float(probs[best]))
 
-    def predict(self, texts: Sequence[str], heads: Sequence[str] | None = None) -> list[Prediction]:
-        """Label each text with every requested head (all heads when ``heads`` is None)."""
-        probs, truncated = self.probabilities(texts, heads)
+    def predict(self, texts: Sequence[str], heads: Sequence[str] | None = None) -> list[Labels]:
+        """Label each text with every requested head (all heads when ``heads`` is None).
+
+        onnxruntime and tokenizers raise their own untyped errors; they become :class:`ModelError`
+        here, the one place they enter streamnlp.
+        """
+        try:
+            probs, truncated = self.probabilities(texts, heads)
+        except ModelError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"inference failed: {type(exc).__name__}: {exc}"[:500]) from exc
         return [
-            Prediction({h: self.decide(h, p[i]) for h, p in probs.items()}, truncated[i])
+            Labels({h: self.decide(h, p[i]) for h, p in probs.items()}, truncated[i])
             for i in range(len(texts))
         ]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import uuid
 from collections import Counter
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
-from streamnlp.services import kafka_version, require_kafka
+from streamnlp.dev.services import kafka_version, require_kafka
 
 N_MESSAGES = 1000
 PARTITIONS = 4
@@ -79,3 +83,24 @@ async def test_thousand_messages_over_four_partitions_resume_from_committed_offs
     finally:
         await probe.stop()
     assert sum(committed) == N_MESSAGES
+
+
+def test_services_topic_creates_an_input_topic_with_the_partitions_asked_for(kafka_bootstrap: str) -> None:
+    name = f"topic-cmd-{uuid.uuid4().hex[:8]}"
+    command = [sys.executable, "-m", "streamnlp.cli", "services", "topic", name, "--partitions", "6"]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert "created with 6 partitions" in first.stdout and "already exists" in again.stdout
+
+    async def partitions() -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            (description,) = await admin.describe_topics([name])
+            await admin.delete_topics([name])
+            return len(description["partitions"])
+        finally:
+            await admin.close()
+
+    assert asyncio.run(partitions()) == 6

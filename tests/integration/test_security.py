@@ -15,10 +15,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from streamnlp import ServiceNotRunning
-from streamnlp.config import ServiceSettings
-from streamnlp.services import Credentials, KafkaCluster, RedisServer, require_kafka
+from streamnlp.dev.services import Credentials, KafkaCluster, RedisServer, require_kafka
+from streamnlp.dev.settings import ServiceSettings
 from tests.integration.conftest import Stream
 from tests.integration.test_worker import as_values, chats
+from tests.support import MODEL
 
 
 @dataclass
@@ -57,7 +58,7 @@ def security_env(secure: Secure, password: str | None = None) -> dict[str, str]:
 async def test_the_worker_labels_through_sasl_ssl_kafka_and_password_tls_redis(
     secure: Secure, start_worker
 ) -> None:
-    stream = Stream(secure.kafka.bootstrap_servers, security=security_env(secure))
+    stream = Stream(secure.kafka.bootstrap_servers, security=security_env(secure), model=MODEL)
     texts = chats(300, seed=404)
     await stream.produce(as_values(texts, "sec"))
     worker = start_worker(

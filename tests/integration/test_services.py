@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from streamnlp import ServiceNotRunning
-from streamnlp.config import ServiceSettings
-from streamnlp.services import KafkaCluster, RedisServer, require_kafka, require_redis
+from streamnlp.dev.services import KafkaCluster, RedisServer, require_kafka, require_redis
+from streamnlp.dev.settings import ServiceSettings
 
 
 def _cli(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -17,9 +17,9 @@ import orjson
 import pytest
 import redis
 
-from streamnlp.config import ServiceSettings
+from streamnlp.dev.services import RedisServer
+from streamnlp.dev.settings import ServiceSettings
 from streamnlp.model.runtime import LabelModel
-from streamnlp.services import RedisServer
 from tests.integration.conftest import Stream
 from tests.schemas import validate_deadletter, validate_output
 
@@ -212,3 +212,8 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_the_worker_keeps_runn
         validate_output(output)
     assert worker.alive()
     assert worker.metric("streamnlp_dead_letters_total") == len(bad)
+    log = worker.log.read_text().splitlines()
+    records = [orjson.loads(line) for line in log if line.strip()]  # every line, the first too, is JSON
+    dead_lines = [r["msg"] for r in records if r["msg"].startswith("dead letter")]
+    assert {line.split()[2] for line in dead_lines} == {f"({reason}):" for reason in reasons.values()}
+    assert not any("my order never arrived" in line or "no text field" in line for line in log)

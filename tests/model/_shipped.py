@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "squeezebert-int8"
+from streamnlp.model.manifest import DEFAULT_MODEL_DIR
+
+SHIPPED = Path(__file__).resolve().parents[2] / DEFAULT_MODEL_DIR

@@ -7,9 +7,9 @@ import asyncio
 from faust.types import TP
 
 from streamnlp.config import WorkerSettings
-from streamnlp.pipeline import Pipeline, Publish
-from streamnlp.records import Source
-from workers import create_app
+from streamnlp.envelope import Envelope, Output, Source
+from streamnlp.pipeline import Pipeline
+from streamnlp.workers import create_app
 
 
 def test_the_worker_producer_waits_for_all_replicas_and_is_idempotent(model) -> None:
@@ -27,19 +27,20 @@ def test_exactly_once_mode_sends_each_record_in_its_input_partitions_transaction
     )
     app = create_app(settings, Pipeline.from_settings(settings, model, use_redis=False))
     assert app.conf.processing_guarantee.value == "exactly_once"
-    sent: list[tuple[str, str | None]] = []
+    sent: list[tuple[str, bytes | None, str | None]] = []
 
     async def send(topic, key, value, partition, timestamp, headers, *, transactional_id=None):
-        sent.append((topic, transactional_id))
+        sent.append((topic, key, transactional_id))
 
     app.producer.send = send  # records what the app hands to Faust's producer; nothing is published
     app.in_transaction = True  # Faust sets this only inside a running worker
     app.assignor._topic_groups = {"chats": 0, "streamnlp.labels": 1}  # as an assignment would set them
-    record = Publish("streamnlp.labels", b"k", b"{}", Source("chats", 3, 17, None))
-    asyncio.run(app.publish(record))
+    envelope = Envelope(Source("chats", 3, 17, None), b"k", b"{}")
+    envelope.output = Output("streamnlp.labels", b"{}", dead=False)
+    asyncio.run(app.publish(envelope))
     # The transaction Faust commits partition 3's offsets in, not one named after the output's partition.
     (commit_transaction,) = app.consumer.transactions._tps_to_transactional_ids({TP("chats", 3)})
-    assert sent == [("streamnlp.labels", commit_transaction)]
+    assert sent == [("streamnlp.labels", b"k", commit_transaction)]
 
 
 def test_batches_run_concurrently_in_at_least_once_mode_but_one_at_a_time_in_exactly_once(model) -> None:
@@ -51,3 +52,9 @@ def test_batches_run_concurrently_in_at_least_once_mode_but_one_at_a_time_in_exa
 
     assert concurrency() == 3
     assert concurrency(STREAMNLP_PROCESSING_GUARANTEE="exactly_once") == 1
+
+
+def test_faust_keeps_its_data_under_the_data_dir_setting_not_the_working_directory(model, tmp_path) -> None:
+    settings = WorkerSettings.from_env({"STREAMNLP_DATA_DIR": str(tmp_path), "STREAMNLP_GROUP": "g1"})
+    app = create_app(settings, Pipeline.from_settings(settings, model, use_redis=False))
+    assert app.conf.datadir == tmp_path / "g1-data"

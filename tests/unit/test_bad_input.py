@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streamnlp.records import Incoming, Source
+from streamnlp.envelope import Source
 from tests.schemas import validate_deadletter, validate_output
-from tests.unit.test_pipeline import pipeline_for
+from tests.unit.test_pipeline import pipeline_for, run
 
 LABELLED = "labelled"
 
@@ -66,9 +66,7 @@ def test_the_corpus_has_at_least_25_kinds() -> None:
 async def test_each_odd_record_is_labelled_or_dead_lettered_with_its_reason(
     model, name: str, value: bytes | None, expected: str
 ) -> None:
-    pipeline = pipeline_for(model)
-    message = Incoming(Source("chats", 0, 7, None), b"k", value)
-    result = await pipeline.process([message])
+    result = await run(pipeline_for(model), [value])
     assert len(result.outputs) + len(result.dead_letters) == 1, "a record was dropped or doubled"
     if expected == LABELLED:
         (publish,) = result.outputs
@@ -81,7 +79,6 @@ async def test_each_odd_record_is_labelled_or_dead_lettered_with_its_reason(
 
 
 async def test_an_empty_key_is_kept_as_it_was(model) -> None:
-    result = await pipeline_for(model).process(
-        [Incoming(Source("chats", 0, 1, None), b"", orjson.dumps({"text": "hi"}))]
-    )
-    assert result.outputs[0].key == b""
+    pipeline = pipeline_for(model)
+    (envelope,) = await pipeline.process([pipeline.envelope(Source("chats", 0, 1), b"", b'{"text": "hi"}')])
+    assert envelope.key == b"" and envelope.output is not None and not envelope.output.dead

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from streamnlp.cache import LRU, LabelCache, cache_key, normalise
-from streamnlp.records import Label, Labels
+from streamnlp.model.labels import Label, Labels
 
 LABELS = Labels({"sentiment": Label("neutral", 0.5)}, False)
 

@@ -23,7 +23,8 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from streamnlp.config import ServiceSettings, WorkerSettings
+from streamnlp.config import WorkerSettings
+from streamnlp.dev.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"

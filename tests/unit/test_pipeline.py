@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Sequence
 
 import orjson
 import pytest
 
-from streamnlp import ConfigError
-from streamnlp.cache import LabelCache
-from streamnlp.config import DEFAULT_PROFILES
+from streamnlp import ModelError
+from streamnlp.config import WorkerSettings
+from streamnlp.envelope import Output, Source
 from streamnlp.model.runtime import LabelModel
 from streamnlp.pipeline import Pipeline
-from streamnlp.records import Incoming, Source
 from tests.schemas import validate_deadletter, validate_output
 
 
@@ -39,21 +39,28 @@ class PoisonedModel:
         self.calls.append(len(texts))
         self.seen.extend(texts)
         if any("POISON" in t for t in texts):
-            raise RuntimeError("kernel failure")
+            raise ModelError("inference failed: RuntimeError: kernel failure")  # as the runtime maps it
         return self._model.predict(texts, heads)
 
 
-def pipeline_for(model) -> Pipeline:  # type: ignore[no-untyped-def]
-    return Pipeline(
-        model,
-        LabelCache(None, ttl=60, lru_size=100),
-        topic_profiles={"chats": "ecommerce"},
-        profiles=DEFAULT_PROFILES,
-    )
+def pipeline_for(model, **env: str) -> Pipeline:  # type: ignore[no-untyped-def]
+    settings = WorkerSettings.from_env({"STREAMNLP_INPUTS": "chats=ecommerce", **env})
+    return Pipeline.from_settings(settings, model, use_redis=False)
 
 
-def incoming(values: list[bytes]) -> list[Incoming]:
-    return [Incoming(Source("chats", 0, i, None), str(i).encode(), v) for i, v in enumerate(values)]
+class Batch:
+    """The outputs of one processed batch, split into labelled records and dead letters."""
+
+    def __init__(self, outputs: list[Output]) -> None:
+        self.outputs = [o for o in outputs if not o.dead]
+        self.dead_letters = [o for o in outputs if o.dead]
+
+
+async def run(pipeline: Pipeline, values: list[bytes | None]) -> Batch:
+    batch = [pipeline.envelope(Source("chats", 0, i, None), str(i).encode(), v) for i, v in enumerate(values)]
+    processed = await pipeline.process(batch)
+    assert all(e.output is not None for e in processed)
+    return Batch([e.output for e in processed if e.output is not None])
 
 
 async def test_every_input_yields_exactly_one_record(model: LabelModel) -> None:
@@ -61,7 +68,7 @@ async def test_every_input_yields_exactly_one_record(model: LabelModel) -> None:
         b"bad",
         b'{"text": ""}',
     ]
-    result = await pipeline_for(model).process(incoming(values))
+    result = await run(pipeline_for(model), values)
     assert len(result.outputs) == 10 and len(result.dead_letters) == 2
     for publish in result.outputs:
         validate_output(orjson.loads(publish.value))
@@ -75,7 +82,7 @@ async def test_repeated_texts_in_a_batch_reach_the_model_once(model: LabelModel)
     poisoned = PoisonedModel(model)
     pipeline = pipeline_for(poisoned)
     values = [orjson.dumps({"text": "refund  please"}), orjson.dumps({"text": "refund please"})] * 3
-    result = await pipeline.process(incoming(values))
+    result = await run(pipeline, values)
     assert len(result.outputs) == 6
     assert poisoned.calls == [1]
     labels = {orjson.loads(p.value)["labels"]["intent_ecommerce"]["label"] for p in result.outputs}
@@ -85,9 +92,9 @@ async def test_repeated_texts_in_a_batch_reach_the_model_once(model: LabelModel)
 async def test_a_text_another_batch_in_flight_is_labelling_reaches_the_model_once(model: LabelModel) -> None:
     counting = PoisonedModel(model)
     pipeline = pipeline_for(counting)
-    first = incoming([orjson.dumps({"id": "a", "text": "refund please"})])
-    second = incoming([orjson.dumps({"id": "b", "text": "refund please"}), orjson.dumps({"text": "hello"})])
-    one, two = await asyncio.gather(pipeline.process(first), pipeline.process(second))
+    first = [orjson.dumps({"id": "a", "text": "refund please"})]
+    second = [orjson.dumps({"id": "b", "text": "refund please"}), orjson.dumps({"text": "hello"})]
+    one, two = await asyncio.gather(run(pipeline, first), run(pipeline, second))
     assert sorted(counting.seen) == ["hello", "refund please"]
     a, b = orjson.loads(one.outputs[0].value), orjson.loads(two.outputs[0].value)
     assert a["labels"] == b["labels"]
@@ -98,9 +105,9 @@ async def test_a_batch_waiting_on_a_cancelled_batch_labels_the_text_itself(model
     counting = PoisonedModel(model)
     counting.gate = threading.Event()
     pipeline = pipeline_for(counting)
-    owner = asyncio.create_task(pipeline.process(incoming([orjson.dumps({"text": "refund please"})])))
+    owner = asyncio.create_task(run(pipeline, [orjson.dumps({"text": "refund please"})]))
     await asyncio.sleep(0.05)  # the owner is now inside the model, blocked on the gate
-    waiter = asyncio.create_task(pipeline.process(incoming([orjson.dumps({"text": "refund please"})])))
+    waiter = asyncio.create_task(run(pipeline, [orjson.dumps({"text": "refund please"})]))
     await asyncio.sleep(0.05)
     owner.cancel()
     counting.gate.set()
@@ -115,7 +122,7 @@ async def test_a_text_the_model_fails_on_goes_to_the_dead_letter_topic_alone(mod
     values = [
         orjson.dumps({"id": i, "text": t}) for i, t in enumerate(["fine one", "POISON here", "fine two"])
     ]
-    result = await pipeline_for(poisoned).process(incoming(values))
+    result = await run(pipeline_for(poisoned), values)
     assert [orjson.loads(p.value)["id"] for p in result.outputs] == ["0", "2"]
     (dead,) = [orjson.loads(p.value) for p in result.dead_letters]
     assert dead["reason"] == "model_error" and dead["source"]["offset"] == 1
@@ -124,19 +131,14 @@ async def test_a_text_the_model_fails_on_goes_to_the_dead_letter_topic_alone(mod
 
 async def test_a_megabyte_of_text_is_cut_to_the_window_and_flagged(model: LabelModel) -> None:
     values = [orjson.dumps({"text": "the parcel is late again " * 40000}), orjson.dumps({"text": "thanks"})]
-    result = await pipeline_for(model).process(incoming(values))
+    result = await run(pipeline_for(model), values)
     flags = [orjson.loads(p.value)["truncated"] for p in result.outputs]
     assert flags == [True, False]
 
 
-def test_a_profile_asking_for_a_head_the_model_lacks_is_a_config_error(model: LabelModel) -> None:
-    with pytest.raises(ConfigError, match="intent_clinic"):
-        Pipeline(
-            model,
-            LabelCache(None, ttl=60, lru_size=0),
-            topic_profiles={"notes": "medical"},
-            profiles={"medical": ("sentiment", "intent_clinic")},
-        )
+def test_a_profile_asking_for_a_head_the_model_lacks_is_refused_at_start(model: LabelModel) -> None:
+    with pytest.raises(ModelError, match="intent_clinic"):
+        pipeline_for(model, STREAMNLP_PROFILE_HEADS="medical=sentiment+intent_clinic")
 
 
 def test_a_texts_labels_do_not_depend_on_its_batch_neighbours(model: LabelModel) -> None:
@@ -152,3 +154,16 @@ def test_a_texts_labels_do_not_depend_on_its_batch_neighbours(model: LabelModel)
         for head, result in single.heads.items():
             assert together[text].heads[head].label == result.label, (text, head)
             assert abs(together[text].heads[head].score - result.score) < 1e-5
+
+
+async def test_dead_letters_are_logged_once_per_reason_and_interval_without_their_text(
+    model: LabelModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    values: list[bytes | None] = [b"secret diagnosis, not json"] * 50 + [b'{"text": 5}'] * 50
+    with caplog.at_level(logging.WARNING, logger="streamnlp.pipeline"):
+        result = await run(pipeline_for(model), values)
+    assert len(result.dead_letters) == 100
+    lines = [r.getMessage() for r in caplog.records if r.name == "streamnlp.pipeline"]
+    assert len(lines) == 2, lines
+    assert {line.split()[2] for line in lines} == {"(invalid_json):", "(wrong_type):"}
+    assert all("chats:0@" in line and "secret" not in line for line in lines)

@@ -8,7 +8,8 @@ import pytest
 
 from streamnlp import ConfigError
 from streamnlp._settings import read_env_file
-from streamnlp.config import ServiceSettings, WorkerSettings
+from streamnlp.config import WorkerSettings
+from streamnlp.dev.settings import ServiceSettings
 
 
 def test_defaults_apply_when_the_environment_is_empty() -> None:
@@ -82,3 +83,27 @@ def test_a_choice_setting_accepts_its_choices_in_any_case_and_names_them_when_wr
     assert settings.processing_guarantee == "exactly_once"
     with pytest.raises(ConfigError, match="expected one of at_least_once, exactly_once"):
         WorkerSettings.from_env({"STREAMNLP_PROCESSING_GUARANTEE": "twice"})
+
+
+def test_the_security_protocol_is_read_in_any_case_and_kept_in_its_declared_form() -> None:
+    settings = WorkerSettings.from_env({"STREAMNLP_KAFKA_SECURITY_PROTOCOL": "sasl_ssl"})
+    assert settings.kafka_security_protocol == "SASL_SSL"
+    with pytest.raises(ConfigError, match="STREAMNLP_KAFKA_SECURITY_PROTOCOL"):
+        WorkerSettings.from_env({"STREAMNLP_KAFKA_SECURITY_PROTOCOL": "tls"})
+
+
+def test_an_empty_text_field_with_json_input_says_to_choose_the_text_format() -> None:
+    settings = WorkerSettings.from_env({"STREAMNLP_TEXT_FIELD": ""})
+    with pytest.raises(ConfigError, match="STREAMNLP_INPUT_FORMAT=text"):
+        settings.input_codec()
+
+
+def test_the_topics_the_worker_creates_are_the_topics_it_publishes_to() -> None:
+    settings = WorkerSettings.from_env(
+        {"STREAMNLP_INPUTS": "chats=ecommerce,notes=medical", "STREAMNLP_OUTPUT_TOPIC": "{topic}.{profile}"}
+    )
+    created = set(settings.output_topics())
+    for topic in ("chats", "notes"):
+        for profile in settings.profiles():
+            assert settings.output_topic_for(topic, profile) in created
+    assert settings.dlq_topic in created

@@ -12,32 +12,23 @@ import click
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from ._errors import ServiceError
-from ._worker_process import WorkerProcess
-from .config import ServiceSettings, WorkerSettings
+from .._errors import ServiceError
+from ..codecs import render_record
+from ..config import WorkerSettings
+from ..kafka import client_kwargs, ensure_topics
 from .services import KafkaCluster, RedisServer
+from .settings import ServiceSettings
+from .worker_process import WorkerProcess
 
 
 def sample_chats() -> list[str]:
-    text = (resources.files("streamnlp") / "demo_chats.txt").read_text(encoding="utf-8")
+    text = (resources.files("streamnlp.dev") / "demo_chats.txt").read_text(encoding="utf-8")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _format(record: dict, text: str) -> str:
-    labels = record["labels"]
-    sentiment = labels["sentiment"]
-    intent = next((v for k, v in labels.items() if k != "sentiment"), None)
-    colour = {"negative": "red", "neutral": "yellow", "positive": "green"}.get(sentiment["label"], "white")
-    parts = [click.style(f"{sentiment['label']:<8} {sentiment['score']:.2f}", fg=colour)]
-    if intent is not None:
-        parts.append(click.style(f"{intent['label']:<24} {intent['score']:.2f}", fg="cyan"))
-    parts.append(("(cached) " if record["cached"] else "") + text)
-    return "  ".join(parts)
-
-
 async def _stream(settings: WorkerSettings, topic: str, output: str, chats: list[str], rate: float) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.brokers, acks="all")
-    consumer = AIOKafkaConsumer(output, bootstrap_servers=settings.brokers, auto_offset_reset="earliest")
+    producer = AIOKafkaProducer(**client_kwargs(settings), acks="all")
+    consumer = AIOKafkaConsumer(output, **client_kwargs(settings), auto_offset_reset="earliest")
     await producer.start()
     await consumer.start()
     run = uuid.uuid4().hex[:6]
@@ -60,7 +51,7 @@ async def _stream(settings: WorkerSettings, topic: str, output: str, chats: list
                     record = orjson.loads(message.value)
                     if record["id"] in texts and record["id"] not in seen:
                         seen.add(record["id"])
-                        click.echo(_format(record, texts[record["id"]]))
+                        click.echo(render_record(record, texts[record["id"]]))
         await sender
     finally:
         await producer.stop()
@@ -70,8 +61,6 @@ async def _stream(settings: WorkerSettings, topic: str, output: str, chats: list
 
 async def produce_samples(settings: WorkerSettings, topic: str, *, rate: float, forever: bool) -> int:
     """Send the sample chats to ``topic`` at ``rate`` per second (cycling when ``forever``)."""
-    from .kafka import client_kwargs, ensure_topics
-
     await ensure_topics(settings, [topic])
     producer = AIOKafkaProducer(**client_kwargs(settings), acks="all")
     await producer.start()

@@ -1,8 +1,10 @@
-"""Parsing turns any bytes into a request or a RecordError with a stable reason, never a crash."""
+"""Input codecs turn any bytes into a request or a RecordError with a stable reason, never a crash;
+the output codec writes records that match their schemas."""
 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -10,28 +12,38 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamnlp import RecordError
+from streamnlp.cache import decode_labels, encode_labels
+from streamnlp.codecs import JsonInput, TextInput, decode, encode_dead_letter, encode_output
 from streamnlp.config import DEFAULT_PROFILES
-from streamnlp.records import DeadLetter, Incoming, Label, Labels, OutputRecord, Source, parse_input
+from streamnlp.envelope import Envelope, Request, Source
+from streamnlp.model.labels import Label, Labels
 from tests.schemas import SCHEMAS, validate_deadletter, validate_input, validate_output
 
 SOURCE = Source("chats", 2, 41, 1700000000000)
 REASONS = set(json.loads((SCHEMAS / "deadletter.schema.json").read_text())["properties"]["reason"]["enum"])
 
 
-def parse(value: bytes | None, **kwargs: object):
-    kwargs.setdefault("profile", "ecommerce")
-    kwargs.setdefault("known_profiles", DEFAULT_PROFILES)
-    return parse_input(Incoming(SOURCE, b"key", value), **kwargs)  # type: ignore[arg-type]
+def parse(
+    value: bytes | None,
+    *,
+    fmt: str = "json",
+    text_field: str = "text",
+    id_field: str = "id",
+    profile: str = "ecommerce",
+    max_value_bytes: int = 16 << 20,
+) -> Request:
+    codec = TextInput() if fmt == "text" else JsonInput(text_field, id_field, frozenset(DEFAULT_PROFILES))
+    envelope = Envelope(SOURCE, b"key", value)
+    decode(codec, envelope, profile, max_value_bytes=max_value_bytes)
+    if envelope.failure is not None:
+        raise envelope.failure
+    assert envelope.request is not None
+    return envelope.request
 
 
 def test_a_json_object_with_text_and_id_becomes_a_request() -> None:
     request = parse(orjson.dumps({"id": 7, "text": "where is my parcel"}))
-    assert (request.id, request.text, request.profile, request.key) == (
-        "7",
-        "where is my parcel",
-        "ecommerce",
-        b"key",
-    )
+    assert (request.id, request.text, request.profile) == ("7", "where is my parcel", "ecommerce")
     validate_input({"id": 7, "text": "where is my parcel"})
 
 
@@ -45,8 +57,13 @@ def test_a_nested_text_field_is_found_by_its_dotted_path() -> None:
     assert (request.text, request.id) == ("refund please", "u1")
 
 
-def test_with_an_empty_text_field_the_whole_value_is_the_text() -> None:
-    assert parse("naïve café text".encode(), text_field="").text == "naïve café text"
+def test_with_the_text_format_the_whole_value_is_the_text() -> None:
+    assert parse("naïve café text".encode(), fmt="text").text == "naïve café text"
+
+
+def test_a_nested_path_through_a_non_object_names_the_member_that_should_be_one() -> None:
+    with pytest.raises(RecordError, match="expected an object at 'message', got string"):
+        parse(orjson.dumps({"message": "where is my parcel"}), text_field="message.body")
 
 
 def test_a_record_may_choose_a_known_profile() -> None:
@@ -59,7 +76,7 @@ def test_a_record_may_choose_a_known_profile() -> None:
         (None, {}, "null_value"),
         (b"{not json", {}, "invalid_json"),
         (b'{"text": "caf\xe9"}', {}, "invalid_utf8"),
-        (b"\xff\xfe binary", {"text_field": ""}, "invalid_utf8"),
+        (b"\xff\xfe binary", {"fmt": "text"}, "invalid_utf8"),
         (orjson.dumps({"body": "x"}), {}, "missing_field"),
         (orjson.dumps({"text": ""}), {}, "empty_text"),
         (orjson.dumps({"text": " \n\t "}), {}, "empty_text"),
@@ -115,14 +132,19 @@ def test_output_and_dead_letter_records_match_their_schemas() -> None:
     labels = Labels(
         {"sentiment": Label("negative", 0.91), "intent_ecommerce": Label("track_order", 0.5)}, False
     )
-    record = OutputRecord("7", SOURCE, "ecommerce", labels, False, "m", "1", {"inference": 1.5})
-    validate_output(orjson.loads(record.to_json()))
-    dead = DeadLetter("invalid_json", "value is not JSON", SOURCE, None, b"\x00\xff")
-    document = orjson.loads(dead.to_json())
+    model = SimpleNamespace(name="m", version="1")
+    labelled = Envelope(
+        SOURCE, None, b"{}", model=model, request=Request("7", "hi", "ecommerce"), labels=labels
+    )
+    document = orjson.loads(encode_output(labelled, {"inference": 1.5}))
+    validate_output(document)
+    assert document["model"] == {"name": "m", "version": "1"} and document["id"] == "7"
+    failed = Envelope(SOURCE, None, b"\x00\xff", failure=RecordError("invalid_json", "value is not JSON"))
+    document = orjson.loads(encode_dead_letter(failed))
     validate_deadletter(document)
     assert document["value_b64"] == "AP8=" and document["value_bytes"] == 2
 
 
 def test_labels_survive_the_cache_round_trip() -> None:
     labels = Labels({"sentiment": Label("positive", 0.75)}, True)
-    assert Labels.from_cache(labels.to_cache()) == labels
+    assert decode_labels(encode_labels(labels)) == labels

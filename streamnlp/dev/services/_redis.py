@@ -8,8 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from .._errors import ServiceError, ServiceNotRunning
-from ..config import ServiceSettings
+from ..._errors import ServiceError, ServiceNotRunning
+from ..settings import ServiceSettings
 from ._credentials import Credentials
 from ._process import ManagedProcess
 from ._tls import ensure_tls

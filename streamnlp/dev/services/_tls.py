@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._errors import ServiceError
+from ..._errors import ServiceError
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._errors import ServiceError
+from ..._errors import ServiceError
 
 
 def _cmdline(pid: int) -> str:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .._errors import ServiceError, ServiceNotRunning
-from ..config import ServiceSettings
+from ..._errors import ServiceError, ServiceNotRunning
+from ..settings import ServiceSettings
 from ._credentials import Credentials
 from ._process import ManagedProcess
 from ._tls import ensure_tls
@@ -48,7 +48,7 @@ logger.state.level = warn
 
 def _pom() -> Path:
     """The pom.xml that names the Kafka version and its logging backend."""
-    with resources.as_file(resources.files("streamnlp.services") / "kafka-pom.xml") as path:
+    with resources.as_file(resources.files("streamnlp.dev.services") / "kafka-pom.xml") as path:
         return Path(path)
 
 

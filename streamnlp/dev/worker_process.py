@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 
-from ._errors import ServiceError
+from .._errors import ServiceError
 
 WORKER_COMMAND = (sys.executable, "-m", "streamnlp.cli", "worker")
 
