@@ -22,6 +22,7 @@ DEFAULT_WORK_DIR = Path("build/v2")
 DEFAULT_INIT = DEFAULT_MODEL_DIR
 STUDENT_CFG = {"qkv_groups": 4, "intermediate_groups": 4, "output_groups": 4}
 TRAIN_MAX_LENGTH = 64
+CORPUS_SEED = 13  # decides the held-out selection splits; a continuation may change only the sampling seed
 MAX_LENGTH = 128
 
 
@@ -48,6 +49,9 @@ def prepare(  # type: ignore[no-untyped-def]
     factorized_from: Path | None = None,
     embedding_dim: int = 128,
     epochs: int | None = None,
+    start_from: Path | None = None,
+    lr: float | None = None,
+    seed: int | None = None,
 ):
     """Corpus, model and a :class:`~streamnlp.model.build.finetune.Run` (not yet resumed).
 
@@ -72,14 +76,18 @@ def prepare(  # type: ignore[no-untyped-def]
 
     torch.set_num_threads(threads)
     sched = FinetuneSchedule()
-    if epochs is not None:
-        sched = dataclasses.replace(sched, epochs=epochs)
-    corpus = load_corpus(data_dir, sched.seed)
+    overrides = {"epochs": epochs, "lr": lr, "seed": seed}
+    sched = dataclasses.replace(sched, **{k: v for k, v in overrides.items() if v is not None})
+    corpus = load_corpus(data_dir, CORPUS_SEED)  # fixed: the held-out splits never move
     model = student_from_onnx(init / "model.onnx", EncoderConfig(**STUDENT_CFG))
     add_heads(model, {h: len(labels) for h, labels in corpus.heads.items()}, seed=sched.seed)
     # The word table (11.7M of the 15.4M parameters) stays as shipped: the encoder above it learns the
     # new data, the committed state stays small, and each step skips the table's optimizer update.
     model.word.weight.requires_grad_(False)
+    if start_from is not None:  # a continuation run: start from a finished run's weights
+        from streamnlp.model.build.finetune import load_compact
+
+        load_compact(model, start_from)
     encode, encode_whole, encode_window = _encoders(init / "tokenizer.json")
     teacher = None
     if factorized_from is not None:
@@ -122,6 +130,14 @@ def cli() -> None:
 )
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--select-only", is_flag=True, help="Only score the current state on the selection splits.")
+@click.option(
+    "--start-from",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Continue from these compact weights (e.g. a finished run's best.safetensors) in a new --state-dir.",
+)
+@click.option("--epochs", type=int, help="Override the schedule's epoch count (new runs only).")
+@click.option("--lr", type=float, help="Override the schedule's encoder learning rate (new runs only).")
+@click.option("--seed", type=int, help="Override the schedule's seed: a continuation draws other rows.")
 def train_cmd(
     data_dir: Path,
     init: Path,
@@ -131,10 +147,16 @@ def train_cmd(
     max_steps: int,
     threads: int,
     select_only: bool,
+    start_from: Path | None,
+    epochs: int | None,
+    lr: float | None,
+    seed: int | None,
 ) -> None:
     """Fine-tune model v2 (resumable; commit --state-dir before a session ends)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    run = prepare(data_dir, init, state_dir, work_dir, threads)
+    run = prepare(
+        data_dir, init, state_dir, work_dir, threads, start_from=start_from, epochs=epochs, lr=lr, seed=seed
+    )
     click.echo(f"resuming from: {run.resume()}", err=True)
     if select_only:
         from streamnlp.model.build.finetune import evaluate_selection
