@@ -27,6 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from streamnlp.model.build.corpus import BINARY, SENTIMENT, Corpus, Selection, Source
+from streamnlp.model.build.data import length_batches
 from streamnlp.model.build.network import MultiHeadClassifier
 from streamnlp.model.metrics import OOS, score
 
@@ -129,17 +130,8 @@ def epoch_examples(
 
 
 def batches(examples: list[Example], batch_size: int, epoch: int, seed: int) -> list[list[Example]]:
-    """Shuffled batches of similar length (sorted within pools of 50 batches) so padding stays small."""
-    rng = random.Random(f"{seed}:{epoch}:batches")
-    order = examples[:]
-    rng.shuffle(order)
-    pool = batch_size * 50
-    out: list[list[Example]] = []
-    for start in range(0, len(order), pool):
-        chunk = sorted(order[start : start + pool], key=lambda e: len(e.ids))
-        out += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(out)
-    return out
+    """Epoch ``epoch``'s length-pooled batches (``data.length_batches``), fixed by ``(seed, epoch)``."""
+    return list(length_batches(examples, batch_size, random.Random(f"{seed}:{epoch}:batches")))  # type: ignore[arg-type]
 
 
 def collate(seqs: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,16 +27,10 @@ MAX_LENGTH = 128
 
 
 def _encoders(tokenizer_json: Path):  # type: ignore[no-untyped-def]
-    from tokenizers import Tokenizer
-
-    def make(max_length: int):  # type: ignore[no-untyped-def]
-        tok = Tokenizer.from_file(str(tokenizer_json))
-        tok.no_padding()
-        tok.enable_truncation(max_length)
-        return lambda texts: [e.ids for e in tok.encode_batch(list(texts))]
+    from streamnlp.model.build.pipeline import make_encoder
 
     # long texts (medical notes) are encoded whole, then cut into training windows
-    return make(TRAIN_MAX_LENGTH), make(4096), make(MAX_LENGTH)
+    return tuple(make_encoder(tokenizer_json, n) for n in (TRAIN_MAX_LENGTH, 4096, MAX_LENGTH))
 
 
 def prepare(  # type: ignore[no-untyped-def]

@@ -12,6 +12,8 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from streamnlp.model.build.data import Corpus, Example, epoch_examples, length_batches
+from streamnlp.model.build.finetune import collate as pad_ids
+from streamnlp.model.build.finetune import head_logits
 from streamnlp.model.build.network import MultiHeadClassifier
 
 Encode = Callable[[Sequence[str]], list[list[int]]]
@@ -36,14 +38,7 @@ class Schedule:
 
 def collate(batch: Sequence[Example] | Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad to the longest sequence in the batch."""
-    seqs = [e.ids if isinstance(e, Example) else e for e in batch]
-    width = max(len(s) for s in seqs)
-    ids = torch.zeros(len(seqs), width, dtype=torch.long)
-    mask = torch.zeros(len(seqs), width, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s)
-        mask[i, : len(s)] = 1
-    return ids, mask
+    return pad_ids([e.ids if isinstance(e, Example) else e for e in batch])
 
 
 def _optimizer(
@@ -150,18 +145,8 @@ def fit(
                 break
 
 
-@torch.no_grad()
 def predict_logits(
     model: MultiHeadClassifier, texts: Sequence[str], head: str, encode: Encode, batch_size: int = 64
 ) -> np.ndarray:
     """Logits of one head for ``texts`` (length-sorted batches, original order restored)."""
-    model.eval()
-    seqs = encode(texts)
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-    out = np.zeros((len(seqs), model.heads[head].out_features), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        ids, mask = collate([seqs[i] for i in rows])
-        logits, _ = model(ids, mask)
-        out[rows] = logits[head].numpy()
-    return out
+    return head_logits(model, encode(texts), head, batch_size)
