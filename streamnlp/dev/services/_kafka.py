@@ -229,9 +229,11 @@ class KafkaCluster:
             config = self._write_config(node)
             if (node.root / "data" / "meta.properties").exists():
                 continue
+            # one argument with "=": a random id may start with "-", which a separate argument would
+            # make look like an option (seen: "argument --cluster-id/-t: expected one argument")
             cmd = self._java(
-                node, libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
-                "--ignore-formatted",
+                node, libs, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                "-c", str(config), "--ignore-formatted",
             )  # fmt: skip
             if self.secure:
                 creds = Credentials.load_or_create(self.settings.state_dir)
