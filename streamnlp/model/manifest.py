@@ -11,8 +11,11 @@ MANIFEST = "manifest.json"
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 LABELS_FILE = "labels.json"
+# Optional: whole-text heads (a linear model over every word piece of a text), named in the manifest's
+# "whole_text" entry; see streamnlp.model.build.bag for why they exist.
+WHOLE_TEXT_FILE = "whole_text.onnx"
 CARD_FILE = "MODEL_CARD.md"
-HASHED_FILES = (MODEL_FILE, TOKENIZER_FILE, LABELS_FILE)
+HASHED_FILES = (MODEL_FILE, TOKENIZER_FILE, LABELS_FILE, WHOLE_TEXT_FILE)
 # The shipped model, relative to the repository root: the default of STREAMNLP_MODEL_PATH and of every
 # `--model` option, and what tests and benchmarks label with. Declared here only.
 DEFAULT_MODEL_DIR = Path("models/squeezebert-int8")

@@ -2,6 +2,11 @@
 
 A batch runs as length-sorted chunks, each padded to its own longest text, not to ``max_length``: on
 CPU a 128-token pad costs several times what the typical 20-30 token message needs.
+
+Encoder heads read a text's first ``max_length`` tokens. A model may also carry *whole-text* heads
+(``whole_text.onnx``, a linear model over word-piece counts, for long notes): they read up to
+``whole_text.max_tokens`` tokens of each text, so a label's ``truncated`` flag is set only when a
+requested head read less than the whole text.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +23,15 @@ from tokenizers import Encoding, Tokenizer
 
 from streamnlp._errors import ModelError
 from streamnlp.model.labels import Label, Labels
-from streamnlp.model.manifest import LABELS_FILE, MANIFEST, MODEL_FILE, TOKENIZER_FILE, read_json, sha256
+from streamnlp.model.manifest import (
+    LABELS_FILE,
+    MANIFEST,
+    MODEL_FILE,
+    TOKENIZER_FILE,
+    WHOLE_TEXT_FILE,
+    read_json,
+    sha256,
+)
 
 __all__ = ["CHUNK", "DISABLED_OPTIMIZERS", "LabelModel", "ModelError", "make_session", "verify"]
 
@@ -56,6 +70,8 @@ def verify(path: Path) -> dict[str, object]:
     files = manifest.get("files")
     if not isinstance(files, dict) or not {MODEL_FILE, TOKENIZER_FILE, LABELS_FILE} <= set(files):
         raise ModelError(f"{manifest_path} must list {MODEL_FILE}, {TOKENIZER_FILE} and {LABELS_FILE}")
+    if manifest.get("whole_text") and WHOLE_TEXT_FILE not in files:
+        raise ModelError(f"{manifest_path} declares whole-text heads but does not list {WHOLE_TEXT_FILE}")
     for name, expected in files.items():
         file = path / name
         if not file.is_file():
@@ -80,18 +96,35 @@ def make_session(onnx_path: Path, threads: int = 1) -> ort.InferenceSession:
     )
 
 
+@dataclass(frozen=True)
+class _WholeText:
+    """The whole-text heads' session and the tokenizer that cuts at their longer limit."""
+
+    session: ort.InferenceSession
+    tokenizer: Tokenizer
+    heads: frozenset[str]
+    max_tokens: int
+
+
 class LabelModel:
     """A verified model directory, ready to label texts with any subset of its heads."""
 
     def __init__(
-        self, session: ort.InferenceSession, tokenizer: Tokenizer, manifest: Mapping[str, object]
+        self,
+        session: ort.InferenceSession,
+        tokenizer: Tokenizer,
+        manifest: Mapping[str, object],
+        whole_text: _WholeText | None = None,
     ) -> None:
         self._session = session
         self._tokenizer = tokenizer
+        self._whole = whole_text
         self._lock = threading.Lock()  # tokenizers' padding/truncation state is per instance
         self.name = str(manifest["name"])
         self.version = str(manifest["version"])
         self.max_length = int(manifest["max_length"])  # type: ignore[arg-type]
+        # The most tokens any head reads of a text: what a caller may cut a text to beforehand.
+        self.read_tokens = max(self.max_length, whole_text.max_tokens if whole_text else 0)
         self.heads: Mapping[str, Sequence[str]] = {h: tuple(v) for h, v in manifest["heads"].items()}  # type: ignore[union-attr]
         self.thresholds: Mapping[str, Mapping[str, object]] = dict(manifest.get("thresholds", {}))  # type: ignore[arg-type]
 
@@ -100,18 +133,31 @@ class LabelModel:
         """Verify ``path`` against its manifest and open an onnxruntime session with ``threads`` threads."""
         model_dir = Path(path)
         manifest = verify(model_dir)
+        spec = manifest.get("whole_text") or {}
         try:
             session = make_session(model_dir / MODEL_FILE, threads)
             tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
+            whole = None
+            if spec:
+                whole = _WholeText(
+                    make_session(model_dir / WHOLE_TEXT_FILE, threads),
+                    Tokenizer.from_file(str(model_dir / TOKENIZER_FILE)),
+                    frozenset(spec["heads"]),  # type: ignore[index]
+                    int(spec["max_tokens"]),  # type: ignore[index]
+                )
         except Exception as exc:  # onnxruntime and tokenizers raise their own untyped errors
             raise ModelError(f"cannot open model in {model_dir}: {exc}") from exc
         tokenizer.no_padding()
         tokenizer.enable_truncation(int(manifest["max_length"]))  # type: ignore[arg-type]
         outputs = {o.name for o in session.get_outputs()}
+        if whole is not None:
+            whole.tokenizer.no_padding()
+            whole.tokenizer.enable_truncation(whole.max_tokens)
+            outputs |= {o.name for o in whole.session.get_outputs()} & whole.heads
         missing = set(manifest["heads"]) - outputs  # type: ignore[arg-type]
         if missing:
-            raise ModelError(f"model.onnx lacks outputs for heads {sorted(missing)}")
-        return cls(session, tokenizer, manifest)
+            raise ModelError(f"{model_dir} lacks outputs for heads {sorted(missing)}")
+        return cls(session, tokenizer, manifest, whole)
 
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[bool]]:
         """Token ids and attention mask padded to the longest text here, and per-text truncation flags."""
@@ -119,9 +165,9 @@ class LabelModel:
         ids, mask = _pad(encodings)
         return ids, mask, [bool(e.overflowing) for e in encodings]
 
-    def _encode(self, texts: Sequence[str]) -> list[Encoding]:
+    def _encode(self, texts: Sequence[str], tokenizer: Tokenizer | None = None) -> list[Encoding]:
         with self._lock:
-            return self._tokenizer.encode_batch(list(texts))
+            return (tokenizer or self._tokenizer).encode_batch(list(texts))
 
     def _check_heads(self, heads: Sequence[str] | None) -> list[str]:
         wanted = list(self.heads) if heads is None else list(heads)
@@ -137,8 +183,29 @@ class LabelModel:
         wanted = self._check_heads(heads)
         if not texts:
             return {h: np.zeros((0, len(self.heads[h])), dtype=np.float32) for h in wanted}, []
-        encodings = self._encode(texts)
-        probs = {h: np.empty((len(texts), len(self.heads[h])), dtype=np.float32) for h in wanted}
+        whole = [h for h in wanted if self._whole is not None and h in self._whole.heads]
+        encoder = [h for h in wanted if h not in whole]
+        probs: dict[str, np.ndarray] = {}
+        truncated = [False] * len(texts)
+        if encoder:
+            encodings = self._encode(texts)
+            probs |= self._run(self._session, encoder, encodings, ("input_ids", "attention_mask"))
+            truncated = [bool(e.overflowing) for e in encodings]
+        if whole:
+            assert self._whole is not None
+            encodings = self._encode(texts, self._whole.tokenizer)
+            probs |= self._run(self._whole.session, whole, encodings, ("bag_ids", "bag_mask"))
+            truncated = [t or bool(e.overflowing) for t, e in zip(truncated, encodings, strict=True)]
+        return probs, truncated
+
+    def _run(
+        self,
+        session: ort.InferenceSession,
+        heads: list[str],
+        encodings: Sequence[Encoding],
+        inputs: tuple[str, str],
+    ) -> dict[str, np.ndarray]:
+        probs = {h: np.empty((len(encodings), len(self.heads[h])), dtype=np.float32) for h in heads}
         # Texts of similar length run together, CHUNK at a time: mixed chat lengths otherwise leave two
         # thirds of a padded batch as padding (measured: 2x seq/s at batch 32). Labels do not change:
         # the static int8 model gives each text the same output whatever its batch.
@@ -146,10 +213,10 @@ class LabelModel:
         for start in range(0, len(order), CHUNK):
             rows = order[start : start + CHUNK]
             ids, mask = _pad([encodings[i] for i in rows])
-            logits = self._session.run(wanted, {"input_ids": ids, "attention_mask": mask})
-            for head, x in zip(wanted, logits, strict=True):
+            logits = session.run(heads, dict(zip(inputs, (ids, mask), strict=True)))
+            for head, x in zip(heads, logits, strict=True):
                 probs[head][rows] = _softmax(x)
-        return probs, [bool(e.overflowing) for e in encodings]
+        return probs
 
     def decide(self, head: str, probs: np.ndarray) -> Label:
         """Label for one row of probabilities: argmax, or the head's fallback label below its threshold."""

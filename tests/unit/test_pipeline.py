@@ -23,10 +23,10 @@ class PoisonedModel:
 
     def __init__(self, model: LabelModel) -> None:
         self._model = model
-        self.name, self.version, self.max_length, self.heads = (
+        self.name, self.version, self.read_tokens, self.heads = (
             model.name,
             model.version,
-            model.max_length,
+            model.read_tokens,
             model.heads,
         )
         self.calls: list[int] = []

@@ -95,6 +95,14 @@ _PROBLEM_INTENTS = {
     "report_fraud",
     "report_lost_card",
 }
+# How a question or a request opens: a problem-intent utterance that opens like this ("how do I replace a
+# stolen card?") asks for a procedure; one that does not ("my top up has failed") states the problem.
+_ASKS = re.compile(
+    r"^\W*(how|what|where|when|why|which|who|can|could|would|will|is|are|do|does|did|should|may|help|ask|"
+    r"tell|show|i want|i wanna|i'd like|id like|i would like|i need|need|please|pls|want|i have to|i must|"
+    r"is there|any|hi|hello|hey|i'm trying|im trying|i am trying)\b",
+    re.IGNORECASE,
+)
 # A lexicon compound score inside this band counts as "no sentiment" for the plain-request neutral set.
 PLAIN_BAND = 0.05
 
@@ -135,7 +143,7 @@ class Selection:
     texts: list[str]
     labels: list[int]
     out_of_source: bool
-    metric: str  # accuracy | macro_f1 | macro_recall | in_scope_accuracy | neutral_rate
+    metric: str  # accuracy | macro_f1 | macro_recall | in_scope_accuracy | neutral_rate | negative_rate
 
 
 @dataclass
@@ -213,6 +221,12 @@ def plain_requests(texts: Sequence[str]) -> list[str]:
     return [t for t in texts if abs(vader.polarity_scores(t)["compound"]) < PLAIN_BAND]
 
 
+def problem_statements(rows: Sequence[tuple[str, str]]) -> list[str]:
+    """Utterances of problem-report intents that state the problem rather than ask how to report it:
+    the complaints a lexicon misses ("I have a duplicate charge"), taught as negative."""
+    return [t for t, lab in rows if lab in _PROBLEM_INTENTS and "?" not in t and not _ASKS.match(t.strip())]
+
+
 def _source(
     name: str, head: str, rows: Sequence[tuple[str, str]], labels: Sequence[str], **kw: object
 ) -> Source:
@@ -278,13 +292,18 @@ def load_corpus(data_dir: Path, seed: int = 13, per_epoch: dict[str, int] | None
         + requests(hwu_train, _HWU_NOT_PLAIN)
     )
     plain_held = plain_requests(requests(bitext_templates))
+    problems = (
+        problem_statements(bitext_train) + problem_statements(banking_train) + problem_statements(clinc)
+    )
+    problems_held = problem_statements(bitext_templates)
 
     n = {
         "semeval": 15000,
         "goemotions": 12000,
         "sst2": 8000,
         "emotion": 2000,
-        "plain_requests": 6000,
+        "plain_requests": 5000,
+        "problem_statements": 2500,
         "bitext": 5000,
         "banking77": 6000,
         "clinc150": 8000,
@@ -303,6 +322,13 @@ def load_corpus(data_dir: Path, seed: int = 13, per_epoch: dict[str, int] | None
             [(t, "neutral") for t in plain],
             SENTIMENT,
             per_epoch=n["plain_requests"],
+        ),
+        "problem_statements": _source(
+            "problem_statements",
+            "sentiment",
+            [(t, "negative") for t in problems],
+            SENTIMENT,
+            per_epoch=n["problem_statements"],
         ),
         "bitext": _source(
             "bitext", "intent_ecommerce", bitext_train, heads["intent_ecommerce"], per_epoch=n["bitext"]
@@ -337,6 +363,14 @@ def load_corpus(data_dir: Path, seed: int = 13, per_epoch: dict[str, int] | None
             SENTIMENT,
             oos=True,
             metric="neutral_rate",
+        ),
+        "problem_statement_templates": sel(
+            "problem_statement_templates",
+            "sentiment",
+            [(t, "negative") for t in problems_held],
+            SENTIMENT,
+            oos=True,
+            metric="negative_rate",
         ),
         "bitext_templates": sel(
             "bitext_templates",

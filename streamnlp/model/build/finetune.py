@@ -206,8 +206,8 @@ def selection_value(sel: Selection, labels: Sequence[str], logits: np.ndarray) -
         pred = np.asarray(_BINARY_COLUMNS)[logits[:, _BINARY_COLUMNS].argmax(-1)]
         return float((pred == np.asarray(sel.labels)).mean())
     pred = logits.argmax(-1)
-    if sel.metric == "neutral_rate":
-        return float((pred == SENTIMENT.index("neutral")).mean())
+    if sel.metric in ("neutral_rate", "negative_rate"):
+        return float((pred == SENTIMENT.index(sel.metric.removesuffix("_rate"))).mean())
     report = score([labels[i] for i in sel.labels], [labels[i] for i in pred])
     if sel.metric == "in_scope_accuracy":
         return float(report.in_scope_accuracy or 0.0) if OOS in labels else report.accuracy

@@ -13,6 +13,7 @@ from streamnlp.model.manifest import (
     MANIFEST,
     MODEL_FILE,
     TOKENIZER_FILE,
+    WHOLE_TEXT_FILE,
     file_hashes,
     write_json,
 )
@@ -32,9 +33,16 @@ def write_model_dir(
     max_length: int,
     thresholds: Mapping[str, Mapping[str, object]],
     extra: Mapping[str, object] | None = None,
+    whole_text: tuple[Path, Mapping[str, object]] | None = None,
 ) -> None:
-    """Write ``out_dir`` so that ``LabelModel.load`` accepts it; existing model files are replaced."""
+    """Write ``out_dir`` so that ``LabelModel.load`` accepts it; existing model files are replaced.
+
+    ``whole_text``: the whole-text heads' ONNX file and their manifest entry (``heads``, ``max_tokens``).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / WHOLE_TEXT_FILE).unlink(missing_ok=True)
+    if whole_text is not None:
+        shutil.copyfile(whole_text[0], out_dir / WHOLE_TEXT_FILE)
     if onnx_path.resolve() != (out_dir / MODEL_FILE).resolve():
         shutil.copyfile(onnx_path, out_dir / MODEL_FILE)
     if tokenizer_path.resolve() != (out_dir / TOKENIZER_FILE).resolve():
@@ -50,6 +58,8 @@ def write_model_dir(
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **(extra or {}),
     }
+    if whole_text is not None:
+        manifest["whole_text"] = dict(whole_text[1])
     manifest["files"] = file_hashes(out_dir)
     write_json(out_dir / MANIFEST, manifest)
 

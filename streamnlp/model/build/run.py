@@ -249,6 +249,19 @@ def factorize_cmd(
 @click.option("--weights", type=click.Choice(["best", "latest"]), default="best", show_default=True)
 @click.option("--version", required=True, help="Version written into the manifest, e.g. 2026.12.01-1.")
 @click.option("--eval-rows", type=int, default=0, help="Cap rows per eval set (smoke runs); 0 = all.")
+@click.option(
+    "--earlier-state",
+    "earlier",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    multiple=True,
+    help="State folders of the runs this one continued from, oldest first (their compute enters the card).",
+)
+@click.option(
+    "--embedding-dim",
+    type=int,
+    default=0,
+    help="The state is a factorized student (`streamnlp model factorize --dim`) of this embedding size.",
+)
 @click.option("--threads", type=int, default=2, show_default=True)
 def ship_cmd(
     data_dir: Path,
@@ -260,6 +273,8 @@ def ship_cmd(
     weights: str,
     version: str,
     eval_rows: int,
+    earlier: tuple[Path, ...],
+    embedding_dim: int,
     threads: int,
 ) -> None:
     """Calibrate, export, quantize and package the trained state; evaluate it and write its card."""
@@ -268,6 +283,11 @@ def ship_cmd(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     run = prepare(data_dir, init, state_dir, work_dir, threads)
     from streamnlp.model.build.finetune import load_compact
+
+    if embedding_dim:
+        from streamnlp.model.build.recover import factorize_embeddings
+
+        run.model = factorize_embeddings(run.model, embedding_dim)
 
     load_compact(run.model, state_dir / f"{weights}.safetensors")
     ship(
@@ -280,6 +300,7 @@ def ship_cmd(
         version=version,
         eval_rows=eval_rows,
         weights=weights,
+        earlier=[json.loads((d / "progress.json").read_text()) | {"state_dir": str(d)} for d in earlier],
     )
     click.echo(f"wrote {out_dir}", err=True)
 

@@ -220,6 +220,54 @@ def long_text_strategies(
     }
 
 
+@dataclass
+class WholeText:
+    """What the long-note measurement decided: the heads read whole (maybe none) and the numbers."""
+
+    heads: list[str]
+    strategies: dict[str, float]
+    package: tuple[Path, dict[str, object]] | None
+
+
+def whole_text_heads(
+    run: object,  # finetune.Run
+    tokenizer_json: Path,
+    calibration: dict[str, Calibration],
+    work_dir: Path,
+) -> WholeText:
+    """Measure on the medical selection split how a long note is best labelled: the encoder head on its
+    first window, the mean of its windows, or a whole-text head (:mod:`streamnlp.model.build.bag`)
+    fitted on the training notes. When the whole-text head wins it replaces the encoder's head: it is
+    calibrated like the others (``calibration`` is updated) and exported to ``work_dir``."""
+    from streamnlp.model.build.bag import MAX_TOKENS, encode_whole_texts, export_bag_onnx, fit_bag_head
+
+    corpus = run.corpus  # type: ignore[attr-defined]
+    head = "medical_specialty"
+    med, src = corpus.selections["mtsamples"], corpus.sources["mtsamples"]
+    strategies = long_text_strategies(
+        run.model,  # type: ignore[attr-defined]
+        med.texts,
+        med.labels,
+        head,
+        run.encode_long,  # type: ignore[attr-defined]
+    )
+    from tokenizers import Tokenizer
+
+    vocab = Tokenizer.from_file(str(tokenizer_json)).get_vocab_size()
+    bag = fit_bag_head(
+        head, corpus.heads[head], encode_whole_texts(tokenizer_json, src.texts), src.labels, vocab
+    )
+    logits = bag.logits(encode_whole_texts(tokenizer_json, med.texts))
+    strategies["whole_text_linear"] = round(float((logits.argmax(-1) == np.asarray(med.labels)).mean()), 4)
+    if strategies["whole_text_linear"] <= max(v for k, v in strategies.items() if k != "whole_text_linear"):
+        return WholeText([], strategies, None)
+    calibration[head] = calibrate_head(head, "mtsamples", med.out_of_source, logits, med.labels)
+    bag.fold_temperature(calibration[head].temperature)
+    path = work_dir / "whole_text.onnx"
+    export_bag_onnx([bag], path)
+    return WholeText([head], strategies, (path, {"heads": [head], "max_tokens": MAX_TOKENS}))
+
+
 def ship(
     run: object,  # finetune.Run, with the chosen weights loaded
     *,
@@ -231,6 +279,7 @@ def ship(
     version: str,
     eval_rows: int = 0,
     weights: str = "best",
+    earlier: Sequence[dict[str, object]] = (),
 ) -> dict[str, object]:
     """Calibrate, export fp32 and int8, package ``out_dir``, evaluate, measure and write the card."""
     import json
@@ -249,8 +298,9 @@ def ship(
     work_dir.mkdir(parents=True, exist_ok=True)
     info: dict[str, object] = {
         "weights": weights,
-        "progress": json.loads((run.state_dir / "progress.json").read_text()),
-    }  # type: ignore[attr-defined]
+        "progress": json.loads((run.state_dir / "progress.json").read_text()),  # type: ignore[attr-defined]
+        "earlier": list(earlier),
+    }
 
     calibration = calibrate(model, corpus, encode)
     fold_temperatures(model, {h: c.temperature for h, c in calibration.items()})
@@ -269,17 +319,12 @@ def ship(
     }
     info["thresholds"] = thresholds
 
-    med = corpus.selections["mtsamples"]
-    info["long_text"] = long_text_strategies(
-        model,
-        med.texts,
-        med.labels,
-        "medical_specialty",
-        run.encode_long,  # type: ignore[attr-defined]
-    )
+    whole_text = whole_text_heads(run, init / "tokenizer.json", calibration, work_dir)
+    info["long_text"] = whole_text.strategies
+    info["calibration"] = {h: c.to_dict() for h, c in calibration.items()}
     log.info("long medical notes: %s", info["long_text"])
 
-    heads = list(corpus.heads)
+    heads = [h for h in corpus.heads if h not in whole_text.heads]  # the encoder's outputs
     fp32 = work_dir / "student_fp32.onnx"
     export_onnx(model, heads, fp32)
     calibration_set = calibration_texts(data_dir, 13)
@@ -298,6 +343,7 @@ def ship(
         "thresholds": thresholds,
         "tokenizer_path": init / "tokenizer.json",
         "version": version,
+        "whole_text": whole_text.package,
     }
     extra = {
         "architecture": "squeezebert",
