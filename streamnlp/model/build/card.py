@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from streamnlp.model.manifest import MODEL_FILE, read_json
@@ -283,12 +284,56 @@ def _long_notes(info: Mapping[str, object]) -> list[str]:
     return lines
 
 
+# (column, eval file, metric) of the word-table comparison
+VARIANT_METRICS = (
+    ("Banking77", "banking77_test.csv", "accuracy"),
+    ("CLINC in-scope", "clinc150_test.csv", "in_scope_accuracy"),
+    ("SST-2", "sst2_dev.csv", "binary_accuracy"),
+    ("TweetEval macro-R", "tweeteval_sentiment_test.csv", "macro_recall"),
+    ("GoEmotions macro-F1", "goemotions_sentiment_test.csv", "macro_f1"),
+)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One shipped build of the same fine-tuned weights (a ship work dir), for the word-table table."""
+
+    name: str
+    info: Mapping[str, object]
+    eval_results: Mapping[str, object]
+    seq_per_s: float  # int8, batch 32, measured side by side with the other variants
+
+
+def _variant_rows(variants: Sequence[Variant]) -> list[str]:
+    head = " | ".join(c for c, _, _ in VARIANT_METRICS)
+    lines = [
+        "## Word table: factorized embeddings vs int8 rows",
+        "",
+        "The same fine-tuned encoder shipped two ways; seq/s measured side by side in one run (int8,",
+        "batch 32, 1 thread, model time only), accuracy on the public test splits (percent).",
+        "",
+        f"| word table | `model.onnx` MB | parameters | seq/s | {head} | int8/fp32 agreement |",
+        "|---|---|---|---|" + "---|" * len(VARIANT_METRICS) + "---|",
+    ]
+    for v in variants:
+        int8 = v.eval_results["squeezebert_int8"]  # type: ignore[index]
+        cells = " | ".join(_pct(int8.get(f, {}).get(k)) for _, f, k in VARIANT_METRICS)  # type: ignore[union-attr]
+        agree = v.eval_results["agreement"]["squeezebert_fp32_vs_squeezebert_int8"]["own_head_all_sets"]  # type: ignore[index]
+        lines.append(
+            f"| {v.name} | {v.info['sizes_mb']['int8']} | {v.info['params']:,} | {v.seq_per_s:.0f} |"  # type: ignore[index]
+            f" {cells} | {_pct(agree)} |"
+        )
+    return lines
+
+
 def write_release_card(
     out_dir: Path,
     *,
     eval_results: Mapping[str, object],
     throughput: Mapping[str, object],
     info: Mapping[str, object],
+    variants: Sequence[Variant] = (),
+    notes: Sequence[str] = (),
 ) -> None:
     """``out_dir/MODEL_CARD.md`` for a model built by ``streamnlp model train`` + ``ship``: every number
     comes from the measurements passed in."""
@@ -386,6 +431,10 @@ def write_release_card(
             f"| {row['batch']} | {row['squeezebert_int8']:.0f} | {row['bert_int8']:.0f} |"
             f" {row['squeezebert_fp32']:.0f} | {row['ratio']:.2f}x |"
         )
+    if variants:
+        lines += ["", *_variant_rows(variants)]
+    if notes:
+        lines += ["", *notes]
     runs = [*info.get("earlier", []), progress]  # type: ignore[list-item]
     lines += [
         "",

@@ -4,7 +4,9 @@ The build directory of the version that shipped does not survive to a later sess
 ``model.onnx`` does: every weight MatMul there is an int8 matrix with per-column scales and zero points
 (dequantized here; the rounding error is what int8 already cost), and the embeddings, layer norms and
 heads are fp32 initializers under their torch names. The fused q/k/v MatMuls (one per group, columns
-q|k|v) are split back into the three projections.
+q|k|v) are split back into the three projections. Since version 2 a weight may carry a SmoothQuant
+rescaling (its input multiplied by ``1/s``, its rows by ``s``: undone here) and the word table may be
+stored as int8 rows with one scale each.
 """
 
 from __future__ import annotations
@@ -18,13 +20,27 @@ import torch
 from streamnlp.model.build.network import EncoderConfig, MultiHeadClassifier
 
 _LAYER = re.compile(r"/model/layers\.(\d+)/")
-_SPLIT = re.compile(r"Split_output_(\d+)_QuantizeLinear")
+_SPLIT = re.compile(r"Split_output_(\d+)$")
 _NAMED = re.compile(r"^model\.(layers\.\d+\.\w+)\.weights\.(\d+)_quantized$")
 
 
 def _dequantize(inits: dict[str, np.ndarray], quantized: str, scale: str, zero_point: str) -> np.ndarray:
     q = inits[quantized].astype(np.float32)
     return (q - inits[zero_point].astype(np.float32)) * inits[scale].astype(np.float32)
+
+
+def _weight_input(
+    graph: object, inits: dict[str, np.ndarray], quantized_input: str
+) -> tuple[str, np.ndarray | None]:
+    """The float tensor a MatMulIntegerToFloat really multiplies, and the SmoothQuant ``1/s`` on its way
+    (None when the input was not smoothed)."""
+    producer = {out: n for n in graph.node for out in n.output}  # type: ignore[attr-defined]
+    node = producer.get(quantized_input)
+    x = node.input[0] if node is not None and node.op_type.endswith("QuantizeLinear") else quantized_input
+    mul = producer.get(x)
+    if mul is not None and mul.op_type == "Mul" and mul.input[1].endswith("_smooth_inv"):
+        return mul.input[0], inits[mul.input[1]]
+    return x, None
 
 
 def student_from_onnx(onnx_path: Path, cfg: EncoderConfig) -> MultiHeadClassifier:
@@ -42,14 +58,20 @@ def student_from_onnx(onnx_path: Path, cfg: EncoderConfig) -> MultiHeadClassifie
     model = MultiHeadClassifier(cfg, heads)
     state: dict[str, torch.Tensor] = {}
     for name, arr in inits.items():
-        if name.startswith("model.") and not name.endswith(("_quantized", "_scale", "_zero_point")):
+        if name.startswith("model.") and not name.endswith(("_quantized", "_scale", "_zero_point", "_int8")):
             state[name.removeprefix("model.")] = torch.from_numpy(arr.copy())
+    if "model.word.weight_int8" in inits:  # int8 rows, one scale each
+        rows = inits["model.word.weight_int8"].astype(np.float32) * inits["model.word.weight_row_scale"]
+        state["word.weight"] = torch.from_numpy(rows)
     biases: dict[str, dict[int, np.ndarray]] = {}
     fused: dict[int, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
     for node in graph.node:
         if node.op_type != "MatMulIntegerToFloat":
             continue
         w = _dequantize(inits, node.input[1], node.input[3], node.input[5])
+        source, inverse = _weight_input(graph, inits, node.input[0])
+        if inverse is not None:
+            w = w * inverse[:, None]
         b = inits[node.input[6]]
         named = _NAMED.match(node.input[1])
         if named:
@@ -60,7 +82,7 @@ def student_from_onnx(onnx_path: Path, cfg: EncoderConfig) -> MultiHeadClassifie
         layer = _LAYER.search(node.name)
         if layer is None:
             raise ValueError(f"unexpected weight MatMul {node.name} in {onnx_path}")
-        split = _SPLIT.search(node.input[0])  # the group's slice of the layer input feeds its MatMul
+        split = _SPLIT.search(source)  # the group's slice of the layer input feeds its MatMul
         if split is None:
             raise ValueError(f"cannot tell the group of {node.name} in {onnx_path}")
         fused.setdefault(int(layer.group(1)), {})[int(split.group(1))] = (w, b)

@@ -305,5 +305,61 @@ def ship_cmd(
     click.echo(f"wrote {out_dir}", err=True)
 
 
+@cli.command("card")
+@click.option(
+    "--work-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="The shipped build's work dir (ship.json, eval.json, throughput.json).",
+)
+@click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    metavar="NAME=WORK_DIR",
+    help="A build of the same weights to compare, e.g. 'factorized E=128=build/ship-f'; the shipped one "
+    "is listed first as --name.",
+)
+@click.option("--name", default="int8 rows", show_default=True, help="The shipped build's row name.")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True
+)
+@click.option(
+    "--notes",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Hand-written markdown appended to the card (misses and why).",
+)
+def card_cmd(
+    work_dir: Path, variants: tuple[str, ...], name: str, data_dir: Path, notes: Path | None
+) -> None:
+    """Re-render a shipped build's MODEL_CARD.md, with a side-by-side table of other builds."""
+    from streamnlp.model.build.card import Variant, write_release_card
+    from streamnlp.model.throughput import compare_seq_per_s, sample_texts
+
+    dirs = {name: work_dir}
+    for spec in variants:
+        label, sep, path = spec.rpartition("=")
+        if not sep or not label:
+            raise click.BadParameter(f"{spec!r}: expected NAME=WORK_DIR", param_hint="--variant")
+        dirs[label] = Path(path)
+    loaded = {
+        label: {f: json.loads((d / f"{f}.json").read_text()) for f in ("ship", "eval", "throughput")}
+        for label, d in dirs.items()
+    }
+    speed = compare_seq_per_s(
+        {label: Path(v["ship"]["out_dir"]) for label, v in loaded.items()}, sample_texts(data_dir), 32
+    )
+    shipped = loaded[name]
+    write_release_card(
+        Path(shipped["ship"]["out_dir"]),
+        eval_results=shipped["eval"],
+        throughput=shipped["throughput"],
+        info=shipped["ship"],
+        variants=[Variant(k, v["ship"], v["eval"], speed[k]) for k, v in loaded.items()] if variants else (),
+        notes=notes.read_text(encoding="utf-8").splitlines() if notes else (),
+    )
+    click.echo(f"wrote {Path(shipped['ship']['out_dir']) / 'MODEL_CARD.md'}", err=True)
+
+
 if __name__ == "__main__":
     cli()

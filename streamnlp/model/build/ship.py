@@ -428,11 +428,14 @@ def ship(
         "fp32": round(fp32.stat().st_size / 1e6, 1),
     }
     info["params"] = sum(p.numel() for p in model.parameters())
-    (work_dir / "ship.json").write_text(json.dumps(info, indent=2))
-    from streamnlp.model.build.card import write_release_card
-
+    info["embedding_dim"] = model.cfg.embedding_dim if model.cfg.factorized else 0
     info["per_epoch"] = {n: src.per_epoch for n, src in corpus.sources.items()}
     info["out_of_source"] = [n for n, sel in corpus.selections.items() if sel.out_of_source]
     info["schedule"] = dataclasses.asdict(run.sched)  # type: ignore[attr-defined]
+    info["out_dir"] = str(out_dir)
+    # everything the card needs stays in work_dir: `streamnlp model card` re-renders it with variants
+    (work_dir / "ship.json").write_text(json.dumps(info, indent=2))
+    from streamnlp.model.build.card import write_release_card
+
     write_release_card(out_dir, eval_results=results, throughput=throughput, info=info)
     return info
