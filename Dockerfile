@@ -1,17 +1,16 @@
-# streamnlp worker: slim, non-root, model baked in. Build: docker build -t streamnlp .
+# streamnlp worker: slim, non-root, model baked in (package data of the wheel). Build: docker build -t streamnlp .
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY streamnlp ./streamnlp
 COPY workers ./workers
+COPY models ./models
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim
 RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin streamnlp
 COPY --from=build /install /usr/local
-COPY models/squeezebert-int8 /opt/streamnlp/model
-ENV STREAMNLP_MODEL_PATH=/opt/streamnlp/model \
-    STREAMNLP_WEB_HOST=0.0.0.0 \
+ENV STREAMNLP_WEB_HOST=0.0.0.0 \
     STREAMNLP_WEB_PORT=6066 \
     PYTHONUNBUFFERED=1
 USER 10001

@@ -18,18 +18,27 @@ from .model.manifest import DEFAULT_MODEL_DIR
 __all__ = ["DEFAULT_PROFILE", "DEFAULT_PROFILES", "WorkerSettings"]
 
 
-# Which model heads each profile asks for. `medical` has no intent data offline: it labels sentiment plus
-# the general intents until a team adds its own head (`streamnlp model add-head`) and points the
-# profile at it with STREAMNLP_PROFILE_HEADS.
+# Which model heads each profile asks for; STREAMNLP_PROFILE_HEADS redefines them or adds others.
 DEFAULT_PROFILES: dict[str, tuple[str, ...]] = {
     "ecommerce": ("sentiment", "intent_ecommerce"),
     "banking": ("sentiment", "intent_banking"),
     "general": ("sentiment", "intent_general"),
-    "medical": ("sentiment", "intent_general"),
+    "assistant": ("sentiment", "intent_assistant"),
+    "medical": ("sentiment", "medical_specialty"),
     "sentiment": ("sentiment",),
 }
 # The profile of an input topic named without one (``STREAMNLP_INPUTS=chats``) and of `streamnlp tag`.
 DEFAULT_PROFILE = "general"
+
+
+def _installed(path: Path) -> list[Path]:
+    """Where a relative model path may sit in this installation."""
+    candidates = [Path(__file__).resolve().parents[1] / path]  # the source tree (editable install)
+    if path.parts[:1] == ("models",):
+        from importlib.resources import files
+
+        candidates.append(Path(str(files("streamnlp.models"))).joinpath(*path.parts[1:]))
+    return candidates
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,12 +197,12 @@ class WorkerSettings(Settings):
 
     def model_dir(self) -> Path:
         """STREAMNLP_MODEL_PATH as a directory to open: a relative path that is not there is looked up
-        in the source tree this package runs from too, so the shipped model is found from any folder."""
+        where the package is installed too (the wheel's ``streamnlp/models``, or the source tree of an
+        editable install), so the shipped model is found from any folder."""
         path = self.model_path
         if path.is_absolute() or path.exists():
             return path
-        beside_package = Path(__file__).resolve().parents[1] / path
-        return beside_package if beside_package.exists() else path
+        return next((p for p in _installed(path) if p.exists()), path)
 
     def output_topic_for(self, topic: str, profile: str) -> str:
         """Where the labelled record of an input from ``topic`` labelled with ``profile`` goes."""

@@ -186,9 +186,10 @@ def test_manifest_version_is_bumped_and_hashes_verify(
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     base, n = re.fullmatch(r"(.*)-(\d+)", shipped.version).groups()  # type: ignore[union-attr]
     assert manifest["version"] == report.version == f"{base}-{int(n) + 1}"
-    assert set(manifest["files"]) == {"model.onnx", "tokenizer.json", "labels.json"}
+    assert set(manifest["files"]) == {"model.onnx", "tokenizer.json", "labels.json", "whole_text.onnx"}
     for name, digest in manifest["files"].items():
         assert _sha256(out / name) == digest, name
+    assert manifest["whole_text"] == json.loads((SHIPPED / "manifest.json").read_text())["whole_text"]
     assert _sha256(out / "model.onnx") != _sha256(SHIPPED / "model.onnx")
     assert json.loads((out / "labels.json").read_text(encoding="utf-8"))[HEAD] == list(report.labels)
     entry = manifest["added_heads"][HEAD]

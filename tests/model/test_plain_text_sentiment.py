@@ -10,12 +10,6 @@ import pytest
 
 from streamnlp.model.runtime import LabelModel
 
-# The shipped version (2026.11.23-1) reads plain requests as negative: the defect model v2 fixes (issue 11).
-# Strict, so these turn red the day a model that passes them ships, and the marks must then go.
-KNOWN_V1_DEFECT = pytest.mark.xfail(
-    reason="shipped 2026.11.23-1 reads plain requests as negative; model v2 fixes it", strict=True
-)
-
 NEUTRAL = [
     "I am trying to edit the information on my account",
     "could you help me check the invoices from one month ago?",
@@ -59,7 +53,7 @@ def _labels(model: LabelModel, texts: list[str]) -> list[str]:
 @pytest.mark.parametrize(
     ("expected", "texts"),
     [
-        pytest.param("neutral", NEUTRAL, marks=KNOWN_V1_DEFECT),
+        ("neutral", NEUTRAL),
         ("positive", POSITIVE),
         ("negative", NEGATIVE),
     ],
@@ -73,7 +67,6 @@ def test_sentiment_of_plain_requests_thanks_and_complaints(
     assert len(wrong) <= 1, f"expected {expected}, got: {wrong}"
 
 
-@KNOWN_V1_DEFECT
 def test_a_plain_request_is_not_scored_as_confidently_negative(shipped: LabelModel) -> None:
     """Users route on scores ("negative above 0.8 goes to a person"): no plain request may get there."""
     for text, pred in zip(NEUTRAL, shipped.predict(NEUTRAL, ["sentiment"]), strict=True):

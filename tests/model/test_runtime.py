@@ -11,7 +11,14 @@ from streamnlp.model.manifest import MANIFEST, read_json, sha256
 from streamnlp.model.runtime import LabelModel, ModelError
 from tests.model._shipped import SHIPPED
 
-HEADS = {"sentiment", "intent_ecommerce", "intent_banking", "intent_general"}
+HEADS = {
+    "sentiment",
+    "intent_ecommerce",
+    "intent_banking",
+    "intent_general",
+    "intent_assistant",
+    "medical_specialty",
+}
 
 
 def _copy(tmp_path: Path) -> Path:
@@ -22,13 +29,16 @@ def _copy(tmp_path: Path) -> Path:
 
 def test_manifest_lists_and_matches_every_file() -> None:
     manifest = read_json(SHIPPED / MANIFEST)
-    assert set(manifest["files"]) == {"model.onnx", "tokenizer.json", "labels.json"}
+    assert set(manifest["files"]) == {"model.onnx", "tokenizer.json", "labels.json", "whole_text.onnx"}
     for name, digest in manifest["files"].items():
         assert sha256(SHIPPED / name) == digest
     assert manifest["heads"]["sentiment"] == ["negative", "neutral", "positive"]
     assert "oos" in manifest["heads"]["intent_general"]
     assert len(manifest["heads"]["intent_banking"]) == 77
     assert len(manifest["heads"]["intent_general"]) == 151
+    assert len(manifest["heads"]["intent_assistant"]) == 64
+    assert len(manifest["heads"]["medical_specialty"]) == 17
+    assert manifest["whole_text"]["heads"] == ["medical_specialty"]
 
 
 def test_loads_with_expected_heads(shipped: LabelModel) -> None:
@@ -134,8 +144,11 @@ def test_onnx_signature() -> None:
     assert all(i.type == "tensor(int64)" and len(i.shape) == 2 for i in inputs.values())
     assert all(isinstance(d, str) for i in inputs.values() for d in i.shape)  # dynamic batch and seq
     outputs = {o.name: o.shape for o in session.get_outputs()}
-    assert set(outputs) == HEADS
+    assert set(outputs) == HEADS - {"medical_specialty"}  # a whole-text head, in whole_text.onnx
     assert outputs["sentiment"][1] == 3
+    whole = ort.InferenceSession(str(SHIPPED / "whole_text.onnx"), providers=["CPUExecutionProvider"])
+    assert {i.name for i in whole.get_inputs()} == {"bag_ids", "bag_mask"}
+    assert {o.name: o.shape[1] for o in whole.get_outputs()} == {"medical_specialty": 17}
 
 
 def test_low_confidence_general_intent_falls_back_to_oos(shipped: LabelModel) -> None:

@@ -65,3 +65,40 @@ def test_a_manifest_naming_whole_text_heads_without_their_file_is_a_model_error(
     write_json(model_dir / MANIFEST, manifest)
     with pytest.raises(ModelError, match="whole-text"):
         LabelModel.load(model_dir)
+
+
+# The same long, specialty-neutral opening (well over the encoder's 128-token window), then findings
+# that only a reader of the rest of the note sees. Written for this project.
+_OPENING = (
+    "HISTORY OF PRESENT ILLNESS: The patient is a 58-year-old who was seen today in the clinic at the "
+    "request of the primary care office for further evaluation. The patient arrived on time, accompanied "
+    "by a family member, and was cooperative throughout the visit. Past medical history, past surgical "
+    "history, family history and social history were reviewed with the patient and are unchanged from the "
+    "previous visit. Medications were reconciled and allergies were confirmed. The patient denies fever, "
+    "chills, night sweats or recent weight change. Vital signs were recorded by the nursing staff and are "
+    "documented in the chart. The patient was informed about the purpose of today's visit, the findings "
+    "below and the plan, and all questions were answered to the patient's satisfaction. "
+)
+_CARDIAC = (
+    "FINDINGS: Echocardiogram shows an ejection fraction of 35% with left ventricular hypertrophy. "
+    "Electrocardiogram shows atrial fibrillation with rapid ventricular response. Coronary angiography "
+    "showed 90% stenosis of the left anterior descending artery. Chest x-ray shows pulmonary edema. "
+    "ASSESSMENT: Congestive heart failure, atrial fibrillation, coronary artery disease. PLAN: Start "
+    "metoprolol and anticoagulation, cardiac catheterization with stent placement."
+)
+_KNEE = (
+    "FINDINGS: Examination of the right knee shows an effusion with tenderness over the medial joint line "
+    "and a positive McMurray test. MRI of the knee shows a complex tear of the medial meniscus and "
+    "tricompartmental osteoarthritis. ASSESSMENT: Medial meniscus tear, right knee. PLAN: Arthroscopic "
+    "partial medial meniscectomy and chondroplasty; physical therapy after surgery."
+)
+
+
+def test_a_long_note_is_labelled_from_findings_past_the_encoder_window(shipped: LabelModel) -> None:
+    head = "medical_specialty"
+    cardiac, knee = shipped.predict([_OPENING * 2 + _CARDIAC, _OPENING * 2 + _KNEE], [head])
+    assert cardiac.heads[head].label == "Cardiovascular / Pulmonary"
+    assert knee.heads[head].label == "Orthopedic"
+    assert not cardiac.truncated and not knee.truncated  # the whole-text head read all of each note
+    # sentiment reads only the first window: asking for it too sets the flag
+    assert all(lab.truncated for lab in shipped.predict([_OPENING * 2 + _KNEE], ["sentiment", head]))

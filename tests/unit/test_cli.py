@@ -132,8 +132,41 @@ def test_only_the_streamnlp_package_is_installed_and_every_subpackage_is_listed(
     assert all(p == "streamnlp" or p.startswith("streamnlp.") for p in packages), (
         "a generic top-level package"
     )
-    assert config["package-dir"] == {"streamnlp.workers": "workers"}
+    assert config["package-dir"] == {"streamnlp.workers": "workers", "streamnlp.models": "models"}
     on_disk = {
         ".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "streamnlp").rglob("__init__.py")
     }
-    assert on_disk | {"streamnlp.workers"} == packages, "a package missing from pyproject.toml's list"
+    assert on_disk | {"streamnlp.workers", "streamnlp.models"} == packages, (
+        "a package missing from pyproject.toml's list"
+    )
+
+
+def test_the_wheel_carries_the_shipped_model_and_an_installed_worker_finds_it(tmp_path) -> None:
+    """A wheel installed away from the source tree labels text with no STREAMNLP_MODEL_PATH."""
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(ROOT)],
+        capture_output=True, timeout=300, check=True,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("streamnlp-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {f"streamnlp/models/squeezebert-int8/{p.name}" for p in MODEL.iterdir() if p.is_file()}
+    assert shipped <= names, sorted(shipped - names)
+    assert not any(n.startswith(("models/", "workers/", "tests/")) for n in names), "a top-level package"
+    target = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(target)  # a wheel is installed by unpacking it
+    env = {k: v for k, v in os.environ.items() if k != "STREAMNLP_MODEL_PATH"} | {"PYTHONPATH": str(target)}
+    code = (
+        "import streamnlp, sys; from streamnlp.config import WorkerSettings;"
+        "assert streamnlp.__file__.startswith(sys.argv[1]), streamnlp.__file__;"
+        "from streamnlp.model.runtime import LabelModel;"
+        "d = WorkerSettings.from_env().model_dir(); print(d, LabelModel.load(d).version);"
+        "sys.exit(not str(d).startswith(sys.argv[1]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(target)],
+        env=env, cwd=tmp_path, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, (result.stdout, result.stderr)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from streamnlp.model.build.package import write_model_dir
 from streamnlp.model.evaluate import read_labelled_csv
-from streamnlp.model.manifest import CARD_FILE, MODEL_FILE, TOKENIZER_FILE, sha256
+from streamnlp.model.manifest import CARD_FILE, MODEL_FILE, TOKENIZER_FILE, WHOLE_TEXT_FILE, sha256
 from streamnlp.model.runtime import DISABLED_OPTIMIZERS, LabelModel, ModelError, verify
 
 POOLED_OUTPUT = "pooled"
@@ -41,6 +41,15 @@ class HeadReport:
 # Ops a (possibly int8-quantized) linear head is made of; walking back through them from a head's
 # output along the activation input reaches the pooled encoder output.
 _HEAD_OPS = {"Gemm", "MatMul", "Add", "Mul", "Cast", "MatMulInteger", "DynamicQuantizeLinear"}
+
+
+def encoder_head(graph: onnx.GraphProto, heads: object) -> str:
+    """One of ``heads`` that the encoder graph outputs (whole-text heads live in another graph)."""
+    outputs = {o.name for o in graph.output}
+    for head in heads:  # type: ignore[attr-defined]
+        if head in outputs:
+            return str(head)
+    raise ModelError("model.onnx outputs none of the model's heads")
 
 
 def pooled_tensor(graph: onnx.GraphProto, head: str) -> str:
@@ -73,7 +82,7 @@ def extract_features(
 
     runtime = LabelModel.load(model_dir)
     model = onnx.load(str(model_dir / MODEL_FILE))
-    pooled = pooled_tensor(model.graph, next(iter(runtime.heads)))
+    pooled = pooled_tensor(model.graph, encoder_head(model.graph, runtime.heads))
     probe = _with_pooled_output(model, pooled)
     # The runtime's session settings (see runtime.make_session), so the features are the ones it computes.
     opts = ort.SessionOptions()
@@ -213,7 +222,7 @@ def _write(
 ) -> None:
     name, labels, version = report.name, report.labels, report.version
     model = onnx.load(str(model_dir / MODEL_FILE))
-    pooled = pooled_tensor(model.graph, next(iter(runtime.heads)))
+    pooled = pooled_tensor(model.graph, encoder_head(model.graph, runtime.heads))
     model.graph.initializer.extend(
         [numpy_helper.from_array(weight, f"{name}.weight"), numpy_helper.from_array(bias, f"{name}.bias")]
     )
@@ -243,8 +252,10 @@ def _write(
         extra = {
             k: v
             for k, v in manifest.items()
-            if k not in {"name", "version", "max_length", "heads", "thresholds", "files", "created"}
+            if k
+            not in {"name", "version", "max_length", "heads", "thresholds", "files", "created", "whole_text"}
         }
+        whole = manifest.get("whole_text")
         extra["added_heads"] = added
         write_model_dir(
             out_dir,
@@ -256,6 +267,7 @@ def _write(
             max_length=runtime.max_length,
             thresholds=dict(runtime.thresholds),
             extra=extra,
+            whole_text=(model_dir / WHOLE_TEXT_FILE, whole) if whole else None,  # type: ignore[arg-type]
         )
     (out_dir / CARD_FILE).write_text(
         card_text

@@ -1,0 +1,1 @@
+"""The shipped model directory, installed as package data of ``streamnlp.models``."""
