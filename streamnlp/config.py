@@ -13,7 +13,7 @@ from typing import Literal
 from ._errors import ConfigError
 from ._settings import Settings, setting
 from .codecs import INPUT_FORMATS, InputCodec, InputFormat, input_codec
-from .model.manifest import DEFAULT_MODEL_DIR
+from .model.manifest import DEFAULT_MODEL_DIR, resolve_model_dir
 
 __all__ = ["DEFAULT_PROFILE", "DEFAULT_PROFILES", "WorkerSettings"]
 
@@ -29,16 +29,6 @@ DEFAULT_PROFILES: dict[str, tuple[str, ...]] = {
 }
 # The profile of an input topic named without one (``STREAMNLP_INPUTS=chats``) and of `streamnlp tag`.
 DEFAULT_PROFILE = "general"
-
-
-def _installed(path: Path) -> list[Path]:
-    """Where a relative model path may sit in this installation."""
-    candidates = [Path(__file__).resolve().parents[1] / path]  # the source tree (editable install)
-    if path.parts[:1] == ("models",):
-        from importlib.resources import files
-
-        candidates.append(Path(str(files("streamnlp.models"))).joinpath(*path.parts[1:]))
-    return candidates
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,10 +189,7 @@ class WorkerSettings(Settings):
         """STREAMNLP_MODEL_PATH as a directory to open: a relative path that is not there is looked up
         where the package is installed too (the wheel's ``streamnlp/models``, or the source tree of an
         editable install), so the shipped model is found from any folder."""
-        path = self.model_path
-        if path.is_absolute() or path.exists():
-            return path
-        return next((p for p in _installed(path) if p.exists()), path)
+        return resolve_model_dir(self.model_path)
 
     def output_topic_for(self, topic: str, profile: str) -> str:
         """Where the labelled record of an input from ``topic`` labelled with ``profile`` goes."""

@@ -15,9 +15,17 @@ from pathlib import Path
 import click
 
 from streamnlp._cli import ErrorBoundary
-from streamnlp.model.manifest import DEFAULT_MODEL_DIR, MANIFEST, read_json
+from streamnlp.model.manifest import DEFAULT_MODEL_DIR, MANIFEST, read_json, resolve_model_dir
 
 STOP_STAGES = ("teacher", "student", "export", "package", "report")
+
+
+def _model_dir(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    """--model: the shipped model is found from any working directory (see resolve_model_dir)."""
+    path = resolve_model_dir(value)
+    if not path.is_dir():
+        raise click.BadParameter(f"directory {str(value)!r} does not exist", ctx, param)
+    return path
 
 
 def _require(modules: tuple[str, ...], what: str, extra: str) -> None:
@@ -126,6 +134,7 @@ def build_cmd(
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="Model directory.",
+    callback=_model_dir,
 )
 @click.option(
     "--restrict-to-gold",
@@ -177,8 +186,9 @@ def eval_cmd(
     "model_dir",
     default=DEFAULT_MODEL_DIR,
     show_default=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False, path_type=Path),
     help="Model to extend.",
+    callback=_model_dir,
 )
 @click.option(
     "--out",
@@ -210,6 +220,7 @@ def add_head_cmd(name: str, data: Path, model_dir: Path, out_dir: Path | None, h
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="Model directory.",
+    callback=_model_dir,
 )
 def info_cmd(model_dir: Path) -> None:
     """Verify a model directory against its manifest and print name, version and heads."""

@@ -21,6 +21,20 @@ HASHED_FILES = (MODEL_FILE, TOKENIZER_FILE, LABELS_FILE, WHOLE_TEXT_FILE)
 DEFAULT_MODEL_DIR = Path("models/squeezebert-int8")
 
 
+def resolve_model_dir(path: Path) -> Path:
+    """``path`` as a directory to open. A relative path that is not there is looked up where streamnlp
+    is installed too (the wheel's ``streamnlp/models``, or the source tree of an editable install), so the
+    shipped model is found from any working directory."""
+    if path.is_absolute() or path.exists():
+        return path
+    candidates = [Path(__file__).resolve().parents[2] / path]  # the source tree
+    if path.parts[:1] == ("models",):
+        from importlib.resources import files
+
+        candidates.append(Path(str(files("streamnlp.models"))).joinpath(*path.parts[1:]))
+    return next((p for p in candidates if p.exists()), path)
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:

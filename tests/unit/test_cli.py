@@ -170,3 +170,19 @@ def test_the_wheel_carries_the_shipped_model_and_an_installed_worker_finds_it(tm
         env=env, cwd=tmp_path, capture_output=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, (result.stdout, result.stderr)
+
+
+def test_model_commands_find_the_shipped_model_from_any_working_directory(tmp_path) -> None:
+    csv = tmp_path / "notes.csv"
+    csv.write_text("text,label\nthank you so much,positive\nwhere is my parcel,neutral\n")
+    for args in (["model", "info"], ["model", "eval", "--data", str(csv), "--head", "sentiment"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "streamnlp.cli", *args], cwd=tmp_path,
+            capture_output=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, (args, result.stderr)
+    missing = subprocess.run(
+        [sys.executable, "-m", "streamnlp.cli", "model", "info", "--model", "no/such/model"], cwd=tmp_path,
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert missing.returncode == 2 and b"no/such/model" in missing.stderr

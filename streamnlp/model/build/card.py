@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamnlp.model.manifest import MODEL_FILE, read_json
+from streamnlp.model.manifest import MODEL_FILE, WHOLE_TEXT_FILE, read_json
 
 TARGETS = (
     # (label, eval file, metric key, target, what)
@@ -326,6 +326,16 @@ def _variant_rows(variants: Sequence[Variant]) -> list[str]:
     return lines
 
 
+def _whole_text_size(out_dir: Path) -> list[str]:
+    path = out_dir / WHOLE_TEXT_FILE
+    if not path.exists():
+        return []
+    return [
+        f"- `{WHOLE_TEXT_FILE}` (the whole-text heads): {path.stat().st_size / 1e6:.1f} MB, fp32; its labels"
+        " are the same in the fp32 and int8 builds."
+    ]
+
+
 def write_release_card(
     out_dir: Path,
     *,
@@ -367,7 +377,8 @@ def write_release_card(
         "",
         "Held-out parts of `shared/data`. *Out-of-source* splits come from text the model never trains on",
         "anything like (SMS and LiveJournal sentences; whole Bitext phrasings, template and content words",
-        "both unseen; plain requests of those phrasings for the neutral rate).",
+        "both unseen; plain requests of those phrasings for the neutral rate, stated problems for the",
+        "negative rate).",
         "",
     ]
     history = progress["history"]  # type: ignore[index]
@@ -419,6 +430,7 @@ def write_release_card(
         "",
         f"- `model.onnx`: {sizes['int8']} MB (int8 weights and int8 word-table rows); with an fp32 word"  # type: ignore[index]
         f" table {sizes['int8_fp32_embeddings']} MB; fp32 {sizes['fp32']} MB. Parameters {info['params']:,}.",  # type: ignore[index]
+        *_whole_text_size(out_dir),
         f"- onnxruntime {throughput['onnxruntime']}, 1 intra-op thread, {throughput['n_texts']} texts"
         f" (mean {throughput['mean_tokens']} tokens), model time only:",
         "",
