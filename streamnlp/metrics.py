@@ -26,6 +26,12 @@ class Metrics:
             ["topic", "head", "label"],
             registry=r,
         )
+        self.abandoned = Counter(
+            "streamnlp_abandoned",
+            "Records consumed but not published because their partition went on without them (a rebalance "
+            "or this worker stopping); the partition's owner reads them again.",
+            registry=r,
+        )
         self.dead_letters = Counter(
             "streamnlp_dead_letters", "Records sent to the dead-letter topic.", ["reason"], registry=r
         )

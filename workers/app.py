@@ -90,6 +90,7 @@ def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        stream_wait_empty=True,  # revocation and shutdown wait for the batches in flight (see _GatedConsumer)
     )
     app.pipeline = pipeline
     inputs = app.topic(*settings.topic_profiles(), key_serializer="raw", value_serializer="raw")
@@ -122,6 +123,15 @@ def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
             batch = [_envelope(pipeline, stamps, event.message) for event in events]
             await pipeline.process(batch)
             async with app.commit_gate:
+                # A message consumed before a rebalance that has happened since, or after this worker's
+                # last commit for its partition, is not published: the partition went on at the committed
+                # offset, so its owner reads the message again; publishing it too would label it twice.
+                current = [app.holds(event.message) for event in events]
+                if not all(current):
+                    abandoned = app.abandon([e for e, ok in zip(events, current, strict=True) if not ok])
+                    metrics.abandoned.inc(abandoned)
+                    events = [e for e, ok in zip(events, current, strict=True) if ok]
+                    batch = [b for b, ok in zip(batch, current, strict=True) if ok]
                 pending = [await app.publish(envelope) for envelope in batch]
                 await asyncio.gather(*pending)  # acknowledged by the brokers before Faust may commit
                 for event in events:
@@ -150,6 +160,8 @@ def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         metrics.partition_assignments.inc()
+        app.assigned = frozenset(assigned)
+        app.released = False  # messages of the new generation may be published again
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
@@ -182,11 +194,55 @@ class _IdempotentProducer(aiokafka_driver.Producer):
 
 
 class _GatedConsumer(aiokafka_driver.Consumer):
-    """Commits wait for the batch in flight, so a commit never splits a batch's outputs from its offsets."""
+    """Commits wait for the batch in flight, so a commit never splits a batch's outputs from its offsets;
+    partitions are let go only after everything published for them is committed."""
 
     async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         async with self.app.commit_gate:  # type: ignore[attr-defined]
             return await super().commit(topics, start_new_transaction=start_new_transaction)
+
+    async def perform_seek(self) -> None:
+        """Seek to the committed offsets, never in the middle of a commit.
+
+        Faust seeks back (and resets its record of the committed offsets) when a fetch returns while
+        the flow is stopped, that is during a revocation or a stop, concurrently with the commits that
+        drain them. A commit landing between its read of the committed offsets and its update of that
+        record was undone in the record; the partition's next commits then looked like they left a gap
+        and were refused, so work published just before the partitions went was labelled again by
+        their next owner. Under the gate a seek and a commit never interleave."""
+        async with self.app.commit_gate:  # type: ignore[attr-defined]
+            await super().perform_seek()
+
+    async def commit_and_end_transactions(self) -> None:
+        """The last commit before the partitions go (revoked in a rebalance, or the worker stopping):
+        from here on nothing consumed so far is published (``LabelApp.holds``)."""
+        async with self.app.commit_gate:  # type: ignore[attr-defined]
+            await aiokafka_driver.Consumer.commit(self, start_new_transaction=False)
+            self.app.released = True  # type: ignore[attr-defined]
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Let partitions go only after what was published for them is committed.
+
+        Faust's own version forgets the revoked partitions' acknowledged but uncommitted offsets (and
+        their committed offsets) first, and only then lets the app stop the flow, wait for the batches
+        in flight and commit: that commit could no longer cover work acknowledged just before the
+        rebalance, so the next owner, often this same worker (an eager rebalance revokes every
+        partition), labelled it again. Here the app's revocation runs first with that bookkeeping intact:
+        it stops taking records, waits until every message handed to the agent is published and
+        acknowledged (or abandoned), and commits; then the partitions are forgotten.
+        """
+        if self._active_partitions is not None:
+            self._active_partitions.difference_update(revoked)
+        self._paused_partitions.difference_update(revoked)
+        try:
+            await self._on_partitions_revoked(revoked)
+        finally:
+            for tp in revoked:
+                self._gap.pop(tp, None)
+                self._acked.pop(tp, None)
+                self._acked_index.pop(tp, None)
+                self._read_offset.pop(tp, None)
+                self._committed_offset.pop(tp, None)
 
 
 class _Transport(aiokafka_driver.Transport):
@@ -203,6 +259,27 @@ class LabelApp(faust.App):
         super().__init__(*args, **kwargs)
         self.commit_gate = asyncio.Lock()
         self.reloads: set[asyncio.Future[bool]] = set()  # reloads SIGHUP started, kept from the GC
+        # Partitions of the latest assignment; None until the first one (an empty set is an assignment).
+        self.assigned: frozenset[TP] | None = None
+        # True from the last commit before this worker lets its partitions go (a rebalance revoking them,
+        # or the worker stopping) until the next assignment: nothing consumed before it may be published.
+        self.released = False
+
+    def holds(self, message: Any) -> bool:
+        """Whether a consumed message may still be published: this worker has not let its partition go
+        since it was consumed (same consumer generation, no final commit since)."""
+        return not self.released and message.generation_id == self.consumer_generation_id
+
+    def abandon(self, events: Sequence[Any]) -> int:
+        """Drop consumed messages without publishing them and without letting their offsets be committed:
+        they are marked done, so Faust no longer waits for them, but never acknowledged to the consumer,
+        so no commit covers them and whoever owns the partition next reads them again."""
+        unacked = self.consumer.unacked
+        for event in events:
+            message = event.message
+            message.acked = True  # take_events' ack in its `finally` is a no-op for them now
+            unacked.discard(message)
+        return len(events)
 
     async def publish(self, envelope: Envelope) -> Awaitable[Any]:
         """Send the envelope's output with the input's key; in exactly-once mode inside the transaction
