@@ -179,8 +179,8 @@ def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
 
     @app.page("/ready")
     async def ready(web: View, request: Request) -> Response:
-        ok = app.started and not app.rebalancing
-        return web.json({"ready": ok}, status=200 if ok else 503)
+        body, status = app.readiness()
+        return web.json(body, status=status)
 
     return app
 
@@ -264,6 +264,30 @@ class LabelApp(faust.App):
         # True from the last commit before this worker lets its partitions go (a rebalance revoking them,
         # or the worker stopping) until the next assignment: nothing consumed before it may be published.
         self.released = False
+
+    def readiness(self) -> tuple[dict[str, Any], int]:
+        """``/ready``'s body and status: 200 once this replica has joined its group, received its
+        assignment, loaded its model and resumed the flow (no rebalance in progress, not stopping);
+        503 before, during a rebalance and while stopping. A replica the group gave no partition
+        (more replicas than the assignor hands partitions to) is ready too, with ``partitions: 0`` and
+        ``labelling: false``: it is healthy and takes partitions at the next rebalance (README says why
+        Kubernetes should see it ready)."""
+        assigned = self.assigned
+        model = self.pipeline.model if getattr(self, "pipeline", None) is not None else None
+        ok = (
+            bool(self.started)
+            and not self.should_stop
+            and not self.rebalancing
+            and assigned is not None
+            and model is not None
+        )
+        body = {
+            "ready": ok,
+            "partitions": len(assigned or ()),
+            "labelling": ok and bool(assigned),
+            "model": model.version if model is not None else None,
+        }
+        return body, 200 if ok else 503
 
     def holds(self, message: Any) -> bool:
         """Whether a consumed message may still be published: this worker has not let its partition go
