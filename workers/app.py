@@ -27,6 +27,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import faust
@@ -65,8 +66,11 @@ def _source(message: Any) -> Source:
     return Source(message.topic, message.partition, message.offset, timestamp)
 
 
-def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
-    """A Faust app that labels ``settings.inputs`` with ``pipeline``."""
+def create_app(
+    settings: WorkerSettings, pipeline: Pipeline, *, partitions: Mapping[str, int] | None = None
+) -> LabelApp:
+    """A Faust app that labels ``settings.inputs`` with ``pipeline``. ``partitions``: the partition
+    count of each input and output topic, read at start (``STREAMNLP_OUTPUT_PARTITION=input`` uses it)."""
     app = LabelApp(
         settings.group,
         broker=[f"kafka://{server.strip()}" for server in settings.brokers.split(",")],
@@ -93,6 +97,19 @@ def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
         stream_wait_empty=True,  # revocation and shutdown wait for the batches in flight (see _GatedConsumer)
     )
     app.pipeline = pipeline
+    app.output_partition = settings.output_partition
+    app.partitions = dict(partitions or {})
+    if settings.output_partition == "input":
+        for source, destination in _not_copartitioned(settings, app.partitions):
+            log.warning(
+                "outputs of %s go to %s by key, not by input partition: %s has %s partitions, %s has %s",
+                source,
+                destination,
+                source,
+                app.partitions.get(source, "?"),
+                destination,
+                app.partitions.get(destination, "?"),
+            )
     inputs = app.topic(*settings.topic_profiles(), key_serializer="raw", value_serializer="raw")
     metrics = pipeline.metrics
     reloader = Reloader(
@@ -254,6 +271,8 @@ class LabelApp(faust.App):
     """The Faust app of a worker; it owns the pipeline and closes it when the worker stops."""
 
     pipeline: Pipeline
+    output_partition: str = "input"  # STREAMNLP_OUTPUT_PARTITION
+    partitions: Mapping[str, int] = MappingProxyType({})  # partition count of each topic, read at start
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -305,14 +324,27 @@ class LabelApp(faust.App):
             unacked.discard(message)
         return len(events)
 
+    def partition_for(self, envelope: Envelope) -> int | None:
+        """The output's partition: the input's partition number when ``STREAMNLP_OUTPUT_PARTITION`` is
+        ``input`` and both topics have the same partition count; otherwise None (the producer's murmur2
+        partitioner on the key)."""
+        output = envelope.output
+        if self.output_partition != "input" or output is None:
+            return None
+        count = self.partitions.get(output.topic)
+        if count is None or count != self.partitions.get(envelope.source.topic):
+            return None
+        return envelope.source.partition
+
     async def publish(self, envelope: Envelope) -> Awaitable[Any]:
-        """Send the envelope's output with the input's key; in exactly-once mode inside the transaction
-        of the input partition it answers."""
+        """Send the envelope's output with the input's key, to the partition ``partition_for`` chooses;
+        in exactly-once mode inside the transaction of the input partition it answers."""
         output = envelope.output
         assert output is not None, "the pipeline gives every envelope an output"
+        partition = self.partition_for(envelope)
         if not self.in_transaction:
             return await self.producer.send(
-                output.topic, envelope.key, output.value, partition=None, timestamp=None, headers=None
+                output.topic, envelope.key, output.value, partition=partition, timestamp=None, headers=None
             )
         topic, partition = envelope.source.topic, envelope.source.partition
         tpg = TopicPartitionGroup(topic, partition, self.assignor.group_for_topic(topic))
@@ -321,7 +353,7 @@ class LabelApp(faust.App):
             group_id=self.conf.id, tpg=tpg
         )
         return await self.producer.send(
-            output.topic, envelope.key, output.value, None, None, None, transactional_id=transactional_id
+            output.topic, envelope.key, output.value, partition, None, None, transactional_id=transactional_id
         )
 
     def _new_transport(self) -> Any:
@@ -333,6 +365,20 @@ class LabelApp(faust.App):
     async def on_stop(self) -> None:
         await super().on_stop()
         await self.pipeline.close()
+
+
+def _not_copartitioned(settings: WorkerSettings, partitions: Mapping[str, int]) -> list[tuple[str, str]]:
+    """(input topic, destination topic) pairs whose partition counts differ or are unknown."""
+    pairs = []
+    for source, profile in settings.topic_profiles().items():
+        destinations = {settings.output_topic_for(source, profile), settings.dlq_topic}
+        if "{profile}" in settings.output_topic:
+            destinations |= {settings.output_topic_for(source, p) for p in settings.profiles()}
+        for destination in sorted(destinations):
+            count = partitions.get(destination)
+            if count is None or count != partitions.get(source):
+                pairs.append((source, destination))
+    return pairs
 
 
 def _envelope(pipeline: Pipeline, stamps: dict[tuple[str, int, int], int], message: Any) -> Envelope:
