@@ -248,6 +248,8 @@ class _GatedConsumer(aiokafka_driver.Consumer):
         it stops taking records, waits until every message handed to the agent is published and
         acknowledged (or abandoned), and commits; then the partitions are forgotten.
         """
+        if revoked:
+            self.app.revoked_at = time.monotonic()  # type: ignore[attr-defined]
         if self._active_partitions is not None:
             self._active_partitions.difference_update(revoked)
         self._paused_partitions.difference_update(revoked)
@@ -283,6 +285,7 @@ class LabelApp(faust.App):
         # True from the last commit before this worker lets its partitions go (a rebalance revoking them,
         # or the worker stopping) until the next assignment: nothing consumed before it may be published.
         self.released = False
+        self.revoked_at: float | None = None  # when partitions were last revoked, until the flow resumes
 
     def readiness(self) -> tuple[dict[str, Any], int]:
         """``/ready``'s body and status: 200 once this replica has joined its group, received its
@@ -307,6 +310,13 @@ class LabelApp(faust.App):
             "model": model.version if model is not None else None,
         }
         return body, 200 if ok else 503
+
+    def on_rebalance_end(self) -> None:
+        """The flow has resumed after a rebalance: observe how long this replica was kept from labelling."""
+        super().on_rebalance_end()
+        if self.revoked_at is not None:
+            self.pipeline.metrics.rebalance_pause_seconds.observe(time.monotonic() - self.revoked_at)
+            self.revoked_at = None
 
     def holds(self, message: Any) -> bool:
         """Whether a consumed message may still be published: this worker has not let its partition go

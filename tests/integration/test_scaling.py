@@ -42,14 +42,40 @@ async def _labelled(worker: WorkerProcess, at_least: float) -> None:
             await asyncio.sleep(0.05)
 
 
-def _pauses(outputs: list[dict]) -> list[float]:
-    """Gaps between consecutive outputs in seconds, longest first."""
+def _longest_gap(outputs: list[dict]) -> float:
+    """The longest time in seconds between two consecutive outputs of the group."""
     times = sorted(o["labelled_at_ms"] for o in outputs)
-    return sorted(((b - a) / 1000 for a, b in itertools.pairwise(times)), reverse=True)
+    return max((b - a) / 1000 for a, b in itertools.pairwise(times))
+
+
+class Pauses:
+    """The rebalance pauses workers measured (``streamnlp_rebalance_pause_seconds``)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.longest_bound = 0.0  # the upper bound of the highest histogram bucket any pause fell in
+
+    def read(self, *workers: WorkerProcess) -> None:
+        for worker in workers:
+            samples = worker.metrics()
+            self.count += int(samples.get("streamnlp_rebalance_pause_seconds_count", 0))
+            self.total += samples.get("streamnlp_rebalance_pause_seconds_sum", 0.0)
+            below = 0.0
+            for name, value in samples.items():
+                if name.startswith("streamnlp_rebalance_pause_seconds_bucket") and 'le="+Inf"' not in name:
+                    bound = float(name.split('le="')[1].rstrip('"}'))
+                    if value > below:  # a pause above the previous bound sits under this one
+                        self.longest_bound = max(self.longest_bound, bound)
+                        below = value
+
+    def __str__(self) -> str:
+        mean = self.total / self.count if self.count else 0.0
+        return f"{self.count} rebalance pauses, mean {mean:.2f} s, longest <= {self.longest_bound:g} s"
 
 
 def _assert_each_labelled_once(
-    stream: Stream, outputs: list[dict], dead: list[dict], prefix: str, total: int, what: str
+    stream: Stream, outputs: list[dict], dead: list[dict], prefix: str, total: int, what: str, pauses: Pauses
 ) -> None:
     """Every input has exactly one output, read by our consumer and by kcat alike."""
     assert not dead
@@ -60,11 +86,10 @@ def _assert_each_labelled_once(
     seen_by_kcat = kcat.consume(stream.bootstrap, stream.output)
     kcat_ids = Counter(orjson.loads(record.value)["id"] for record in seen_by_kcat)
     kcat_duplicates = sum(n - 1 for n in kcat_ids.values())
-    pauses = _pauses(outputs)
     print(
         f"\n{what}: sent {total}, read {len(outputs)} (kcat {len(seen_by_kcat)}), lost {lost}, "
-        f"duplicates {duplicates} (kcat {kcat_duplicates}); longest pauses in labelling (s): "
-        + ", ".join(f"{p:.2f}" for p in pauses[:12])
+        f"duplicates {duplicates} (kcat {kcat_duplicates}); {pauses}; longest gap between outputs "
+        f"{_longest_gap(outputs):.2f} s"
     )
     assert lost == 0, f"lost {lost} messages"
     twice = sorted(
@@ -88,15 +113,18 @@ async def test_one_of_two_workers_stopped_with_sigterm_mid_stream_duplicates_not
     staying = start_worker(env)
     await _labelled(staying, 150)  # both hold partitions now
     await _labelled(leaving, 300)
+    pauses = Pauses()
+    pauses.read(leaving)
     leaving.stop()
     assert leaving.proc is not None and leaving.proc.returncode == 0, leaving.log_tail()
     outputs, dead = await stream.collect(total, within=240)
-    _assert_each_labelled_once(stream, outputs, dead, "t", total, "1 of 2 workers stopped (SIGTERM)")
+    pauses.read(staying)
+    _assert_each_labelled_once(stream, outputs, dead, "t", total, "1 of 2 workers stopped (SIGTERM)", pauses)
     assert staying.alive()
 
 
 async def _produce_steadily(stream: Stream, values: list[tuple[bytes, bytes]], per_second: float) -> None:
-    chunk = 100
+    chunk = 20
     for start in range(0, len(values), chunk):
         await stream.produce(values[start : start + chunk])
         await asyncio.sleep(chunk / per_second)
@@ -119,7 +147,9 @@ async def test_a_second_and_a_third_worker_joining_mid_stream_duplicate_nothing(
     assert not producing.done(), "the stream ended before the third worker joined: produce more, or slower"
     await producing
     outputs, dead = await stream.collect(total, within=240)
-    _assert_each_labelled_once(stream, outputs, dead, "j", total, "2nd and 3rd worker joined")
+    pauses = Pauses()
+    pauses.read(first, second, third)
+    _assert_each_labelled_once(stream, outputs, dead, "j", total, "2nd and 3rd worker joined", pauses)
     assert first.alive() and second.alive() and third.alive()
 
 
@@ -134,14 +164,17 @@ async def test_five_scale_up_and_down_cycles_during_one_stream_duplicate_nothing
     base = start_worker(env)
     producing = asyncio.create_task(_produce_steadily(stream, values, per_second=100))
     cycles = 5
+    pauses = Pauses()
     for _ in range(cycles):
         extra = await asyncio.to_thread(start_worker, env)  # up: 2 replicas
         await _labelled(extra, 100)
+        pauses.read(extra)
         await asyncio.to_thread(extra.stop)  # down: 1 replica
         assert extra.proc is not None and extra.proc.returncode == 0, extra.log_tail()
         assert not producing.done(), "the stream ended before the cycles did: produce more, or slower"
     await producing
     outputs, dead = await stream.collect(total, within=240)
     what = f"{cycles} scale up/down cycles, 8 partitions"
-    _assert_each_labelled_once(stream, outputs, dead, "c", total, what)
+    pauses.read(base)
+    _assert_each_labelled_once(stream, outputs, dead, "c", total, what, pauses)
     assert base.alive()
