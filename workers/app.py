@@ -356,8 +356,8 @@ class LabelApp(faust.App):
             return await self.producer.send(
                 output.topic, envelope.key, output.value, partition=partition, timestamp=None, headers=None
             )
-        topic, partition = envelope.source.topic, envelope.source.partition
-        tpg = TopicPartitionGroup(topic, partition, self.assignor.group_for_topic(topic))
+        source = envelope.source
+        tpg = TopicPartitionGroup(source.topic, source.partition, self.assignor.group_for_topic(source.topic))
         # Faust names (and starts) the producer of an assigned input partition with this format.
         transactional_id = self.consumer.transactions.transactional_id_format.format(
             group_id=self.conf.id, tpg=tpg

@@ -29,10 +29,10 @@ def test_exactly_once_mode_sends_each_record_in_its_input_partitions_transaction
     )
     app = create_app(settings, Pipeline.from_settings(settings, model, use_redis=False))
     assert app.conf.processing_guarantee.value == "exactly_once"
-    sent: list[tuple[str, bytes | None, str | None]] = []
+    sent: list[tuple[str, bytes | None, int | None, str | None]] = []
 
     async def send(topic, key, value, partition, timestamp, headers, *, transactional_id=None):
-        sent.append((topic, key, transactional_id))
+        sent.append((topic, key, partition, transactional_id))
 
     app.producer.send = send  # records what the app hands to Faust's producer; nothing is published
     app.in_transaction = True  # Faust sets this only inside a running worker
@@ -42,7 +42,10 @@ def test_exactly_once_mode_sends_each_record_in_its_input_partitions_transaction
     asyncio.run(app.publish(envelope))
     # The transaction Faust commits partition 3's offsets in, not one named after the output's partition.
     (commit_transaction,) = app.consumer.transactions._tps_to_transactional_ids({TP("chats", 3)})
-    assert sent == [("streamnlp.labels", b"k", commit_transaction)]
+    assert sent == [("streamnlp.labels", b"k", None, commit_transaction)]  # partition counts unknown: by key
+    app.partitions = {"chats": 4, "streamnlp.labels": 4}  # co-partitioned: the input's partition number
+    asyncio.run(app.publish(envelope))
+    assert sent[-1] == ("streamnlp.labels", b"k", 3, commit_transaction)
 
 
 def test_batches_run_concurrently_in_at_least_once_mode_but_one_at_a_time_in_exactly_once(model) -> None:
