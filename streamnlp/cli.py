@@ -222,7 +222,7 @@ def worker_cmd(config_file: Path | None) -> None:
 
     import faust
 
-    from .kafka import ensure_topics
+    from .kafka import ensure_topics, partition_counts
     from .logs import logging_config
     from .pipeline import Pipeline
     from .workers import create_app
@@ -234,6 +234,7 @@ def worker_cmd(config_file: Path | None) -> None:
     model = _load_model(settings)
     pipeline = Pipeline.from_settings(settings, model)
     asyncio.run(ensure_topics(settings, [*topics, *settings.output_topics()]))
+    partitions = asyncio.run(partition_counts(settings, [*topics, *settings.output_topics()]))
     logging.getLogger("streamnlp.worker").info(
         "streamnlp worker: model %s %s; inputs %s; group %s; brokers %s",
         model.name,
@@ -243,7 +244,7 @@ def worker_cmd(config_file: Path | None) -> None:
         settings.brokers,
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only its own subfolder
-    app = create_app(settings, pipeline)
+    app = create_app(settings, pipeline, partitions=partitions)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     faust.Worker(

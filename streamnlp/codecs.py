@@ -140,7 +140,10 @@ def _lookup(document: Any, path: str) -> Any:
                 "wrong_type", f"{path!r}: expected an object at {where!r}, got {_json_type(value)}"
             )
         if part not in value:
-            raise RecordError("missing_field", f"field {path!r} is missing")
+            if not walked:
+                raise RecordError("missing_field", f"field {path!r} is missing")
+            where = ".".join(walked)
+            raise RecordError("missing_field", f"field {path!r} is missing: {where!r} has no key {part!r}")
         value = value[part]
         walked.append(part)
     return value

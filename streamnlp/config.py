@@ -80,6 +80,14 @@ class WorkerSettings(Settings):
         "streamnlp.labels",
         "Topic for labelled records; may use {topic} and {profile}, e.g. {topic}.labels.",
     )
+    output_partition: Literal["input", "key"] = setting(
+        "OUTPUT_PARTITION",
+        "input",
+        "input: each output and dead letter goes to the partition number its input came from when the "
+        "destination topic has as many partitions as the input topic (co-partitioned whatever the input's "
+        "partitioner), else by key; key: the producer's murmur2 partitioner on the input's key, which "
+        "matches the input's partition only if the input was written with murmur2 too.",
+    )
     dlq_topic: str = setting(
         "DLQ_TOPIC", "streamnlp.dlq", "Dead-letter topic: records that cannot be labelled, with the reason."
     )

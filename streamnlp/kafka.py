@@ -43,6 +43,17 @@ def client_kwargs(settings: WorkerSettings) -> dict[str, Any]:
     return kwargs
 
 
+async def partition_counts(settings: WorkerSettings, names: Iterable[str]) -> dict[str, int]:
+    """Topic -> number of partitions, for the topics in ``names`` that exist."""
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
+    await admin.start()
+    try:
+        described = await admin.describe_topics(sorted(set(names)))
+    finally:
+        await admin.close()
+    return {t["topic"]: len(t["partitions"]) for t in described if t["partitions"] and not t["error_code"]}
+
+
 async def ensure_topics(
     settings: WorkerSettings, names: Iterable[str], *, partitions: int | None = None
 ) -> list[str]:

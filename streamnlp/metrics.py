@@ -26,6 +26,19 @@ class Metrics:
             ["topic", "head", "label"],
             registry=r,
         )
+        self.abandoned = Counter(
+            "streamnlp_abandoned",
+            "Records consumed but not published because their partition went on without them (a rebalance "
+            "or this worker stopping); the partition's owner reads them again.",
+            registry=r,
+        )
+        self.rebalance_pause_seconds = Histogram(
+            "streamnlp_rebalance_pause_seconds",
+            "How long each rebalance kept this replica from labelling: from the revocation of its partitions "
+            "(batches in flight are finished and committed first) to its flow resuming.",
+            buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+            registry=r,
+        )
         self.dead_letters = Counter(
             "streamnlp_dead_letters", "Records sent to the dead-letter topic.", ["reason"], registry=r
         )

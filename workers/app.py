@@ -27,6 +27,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import faust
@@ -65,8 +66,11 @@ def _source(message: Any) -> Source:
     return Source(message.topic, message.partition, message.offset, timestamp)
 
 
-def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
-    """A Faust app that labels ``settings.inputs`` with ``pipeline``."""
+def create_app(
+    settings: WorkerSettings, pipeline: Pipeline, *, partitions: Mapping[str, int] | None = None
+) -> LabelApp:
+    """A Faust app that labels ``settings.inputs`` with ``pipeline``. ``partitions``: the partition
+    count of each input and output topic, read at start (``STREAMNLP_OUTPUT_PARTITION=input`` uses it)."""
     app = LabelApp(
         settings.group,
         broker=[f"kafka://{server.strip()}" for server in settings.brokers.split(",")],
@@ -90,8 +94,22 @@ def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        stream_wait_empty=True,  # revocation and shutdown wait for the batches in flight (see _GatedConsumer)
     )
     app.pipeline = pipeline
+    app.output_partition = settings.output_partition
+    app.partitions = dict(partitions or {})
+    if settings.output_partition == "input":
+        for source, destination in _not_copartitioned(settings, app.partitions):
+            log.warning(
+                "outputs of %s go to %s by key, not by input partition: %s has %s partitions, %s has %s",
+                source,
+                destination,
+                source,
+                app.partitions.get(source, "?"),
+                destination,
+                app.partitions.get(destination, "?"),
+            )
     inputs = app.topic(*settings.topic_profiles(), key_serializer="raw", value_serializer="raw")
     metrics = pipeline.metrics
     reloader = Reloader(
@@ -122,6 +140,15 @@ def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
             batch = [_envelope(pipeline, stamps, event.message) for event in events]
             await pipeline.process(batch)
             async with app.commit_gate:
+                # A message consumed before a rebalance that has happened since, or after this worker's
+                # last commit for its partition, is not published: the partition went on at the committed
+                # offset, so its owner reads the message again; publishing it too would label it twice.
+                current = [app.holds(event.message) for event in events]
+                if not all(current):
+                    abandoned = app.abandon([e for e, ok in zip(events, current, strict=True) if not ok])
+                    metrics.abandoned.inc(abandoned)
+                    events = [e for e, ok in zip(events, current, strict=True) if ok]
+                    batch = [b for b, ok in zip(batch, current, strict=True) if ok]
                 pending = [await app.publish(envelope) for envelope in batch]
                 await asyncio.gather(*pending)  # acknowledged by the brokers before Faust may commit
                 for event in events:
@@ -150,6 +177,8 @@ def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         metrics.partition_assignments.inc()
+        app.assigned = frozenset(assigned)
+        app.released = False  # messages of the new generation may be published again
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
@@ -167,8 +196,8 @@ def create_app(settings: WorkerSettings, pipeline: Pipeline) -> LabelApp:
 
     @app.page("/ready")
     async def ready(web: View, request: Request) -> Response:
-        ok = app.started and not app.rebalancing
-        return web.json({"ready": ok}, status=200 if ok else 503)
+        body, status = app.readiness()
+        return web.json(body, status=status)
 
     return app
 
@@ -182,11 +211,57 @@ class _IdempotentProducer(aiokafka_driver.Producer):
 
 
 class _GatedConsumer(aiokafka_driver.Consumer):
-    """Commits wait for the batch in flight, so a commit never splits a batch's outputs from its offsets."""
+    """Commits wait for the batch in flight, so a commit never splits a batch's outputs from its offsets;
+    partitions are let go only after everything published for them is committed."""
 
     async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         async with self.app.commit_gate:  # type: ignore[attr-defined]
             return await super().commit(topics, start_new_transaction=start_new_transaction)
+
+    async def perform_seek(self) -> None:
+        """Seek to the committed offsets, never in the middle of a commit.
+
+        Faust seeks back (and resets its record of the committed offsets) when a fetch returns while
+        the flow is stopped, that is during a revocation or a stop, concurrently with the commits that
+        drain them. A commit landing between its read of the committed offsets and its update of that
+        record was undone in the record; the partition's next commits then looked like they left a gap
+        and were refused, so work published just before the partitions went was labelled again by
+        their next owner. Under the gate a seek and a commit never interleave."""
+        async with self.app.commit_gate:  # type: ignore[attr-defined]
+            await super().perform_seek()
+
+    async def commit_and_end_transactions(self) -> None:
+        """The last commit before the partitions go (revoked in a rebalance, or the worker stopping):
+        from here on nothing consumed so far is published (``LabelApp.holds``)."""
+        async with self.app.commit_gate:  # type: ignore[attr-defined]
+            await aiokafka_driver.Consumer.commit(self, start_new_transaction=False)
+            self.app.released = True  # type: ignore[attr-defined]
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Let partitions go only after what was published for them is committed.
+
+        Faust's own version forgets the revoked partitions' acknowledged but uncommitted offsets (and
+        their committed offsets) first, and only then lets the app stop the flow, wait for the batches
+        in flight and commit: that commit could no longer cover work acknowledged just before the
+        rebalance, so the next owner, often this same worker (an eager rebalance revokes every
+        partition), labelled it again. Here the app's revocation runs first with that bookkeeping intact:
+        it stops taking records, waits until every message handed to the agent is published and
+        acknowledged (or abandoned), and commits; then the partitions are forgotten.
+        """
+        if revoked:
+            self.app.revoked_at = time.monotonic()  # type: ignore[attr-defined]
+        if self._active_partitions is not None:
+            self._active_partitions.difference_update(revoked)
+        self._paused_partitions.difference_update(revoked)
+        try:
+            await self._on_partitions_revoked(revoked)
+        finally:
+            for tp in revoked:
+                self._gap.pop(tp, None)
+                self._acked.pop(tp, None)
+                self._acked_index.pop(tp, None)
+                self._read_offset.pop(tp, None)
+                self._committed_offset.pop(tp, None)
 
 
 class _Transport(aiokafka_driver.Transport):
@@ -198,29 +273,97 @@ class LabelApp(faust.App):
     """The Faust app of a worker; it owns the pipeline and closes it when the worker stops."""
 
     pipeline: Pipeline
+    output_partition: str = "input"  # STREAMNLP_OUTPUT_PARTITION
+    partitions: Mapping[str, int] = MappingProxyType({})  # partition count of each topic, read at start
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.commit_gate = asyncio.Lock()
         self.reloads: set[asyncio.Future[bool]] = set()  # reloads SIGHUP started, kept from the GC
+        # Partitions of the latest assignment; None until the first one (an empty set is an assignment).
+        self.assigned: frozenset[TP] | None = None
+        # True from the last commit before this worker lets its partitions go (a rebalance revoking them,
+        # or the worker stopping) until the next assignment: nothing consumed before it may be published.
+        self.released = False
+        self.revoked_at: float | None = None  # when partitions were last revoked, until the flow resumes
+
+    def readiness(self) -> tuple[dict[str, Any], int]:
+        """``/ready``'s body and status: 200 once this replica has joined its group, received its
+        assignment, loaded its model and resumed the flow (no rebalance in progress, not stopping);
+        503 before, during a rebalance and while stopping. A replica the group gave no partition
+        (more replicas than the assignor hands partitions to) is ready too, with ``partitions: 0`` and
+        ``labelling: false``: it is healthy and takes partitions at the next rebalance (README says why
+        Kubernetes should see it ready)."""
+        assigned = self.assigned
+        model = self.pipeline.model if getattr(self, "pipeline", None) is not None else None
+        ok = (
+            bool(self.started)
+            and not self.should_stop
+            and not self.rebalancing
+            and assigned is not None
+            and model is not None
+        )
+        body = {
+            "ready": ok,
+            "partitions": len(assigned or ()),
+            "labelling": ok and bool(assigned),
+            "model": model.version if model is not None else None,
+        }
+        return body, 200 if ok else 503
+
+    def on_rebalance_end(self) -> None:
+        """The flow has resumed after a rebalance: observe how long this replica was kept from labelling."""
+        super().on_rebalance_end()
+        if self.revoked_at is not None:
+            self.pipeline.metrics.rebalance_pause_seconds.observe(time.monotonic() - self.revoked_at)
+            self.revoked_at = None
+
+    def holds(self, message: Any) -> bool:
+        """Whether a consumed message may still be published: this worker has not let its partition go
+        since it was consumed (same consumer generation, no final commit since)."""
+        return not self.released and message.generation_id == self.consumer_generation_id
+
+    def abandon(self, events: Sequence[Any]) -> int:
+        """Drop consumed messages without publishing them and without letting their offsets be committed:
+        they are marked done, so Faust no longer waits for them, but never acknowledged to the consumer,
+        so no commit covers them and whoever owns the partition next reads them again."""
+        unacked = self.consumer.unacked
+        for event in events:
+            message = event.message
+            message.acked = True  # take_events' ack in its `finally` is a no-op for them now
+            unacked.discard(message)
+        return len(events)
+
+    def partition_for(self, envelope: Envelope) -> int | None:
+        """The output's partition: the input's partition number when ``STREAMNLP_OUTPUT_PARTITION`` is
+        ``input`` and both topics have the same partition count; otherwise None (the producer's murmur2
+        partitioner on the key)."""
+        output = envelope.output
+        if self.output_partition != "input" or output is None:
+            return None
+        count = self.partitions.get(output.topic)
+        if count is None or count != self.partitions.get(envelope.source.topic):
+            return None
+        return envelope.source.partition
 
     async def publish(self, envelope: Envelope) -> Awaitable[Any]:
-        """Send the envelope's output with the input's key; in exactly-once mode inside the transaction
-        of the input partition it answers."""
+        """Send the envelope's output with the input's key, to the partition ``partition_for`` chooses;
+        in exactly-once mode inside the transaction of the input partition it answers."""
         output = envelope.output
         assert output is not None, "the pipeline gives every envelope an output"
+        partition = self.partition_for(envelope)
         if not self.in_transaction:
             return await self.producer.send(
-                output.topic, envelope.key, output.value, partition=None, timestamp=None, headers=None
+                output.topic, envelope.key, output.value, partition=partition, timestamp=None, headers=None
             )
-        topic, partition = envelope.source.topic, envelope.source.partition
-        tpg = TopicPartitionGroup(topic, partition, self.assignor.group_for_topic(topic))
+        source = envelope.source
+        tpg = TopicPartitionGroup(source.topic, source.partition, self.assignor.group_for_topic(source.topic))
         # Faust names (and starts) the producer of an assigned input partition with this format.
         transactional_id = self.consumer.transactions.transactional_id_format.format(
             group_id=self.conf.id, tpg=tpg
         )
         return await self.producer.send(
-            output.topic, envelope.key, output.value, None, None, None, transactional_id=transactional_id
+            output.topic, envelope.key, output.value, partition, None, None, transactional_id=transactional_id
         )
 
     def _new_transport(self) -> Any:
@@ -232,6 +375,20 @@ class LabelApp(faust.App):
     async def on_stop(self) -> None:
         await super().on_stop()
         await self.pipeline.close()
+
+
+def _not_copartitioned(settings: WorkerSettings, partitions: Mapping[str, int]) -> list[tuple[str, str]]:
+    """(input topic, destination topic) pairs whose partition counts differ or are unknown."""
+    pairs = []
+    for source, profile in settings.topic_profiles().items():
+        destinations = {settings.output_topic_for(source, profile), settings.dlq_topic}
+        if "{profile}" in settings.output_topic:
+            destinations |= {settings.output_topic_for(source, p) for p in settings.profiles()}
+        for destination in sorted(destinations):
+            count = partitions.get(destination)
+            if count is None or count != partitions.get(source):
+                pairs.append((source, destination))
+    return pairs
 
 
 def _envelope(pipeline: Pipeline, stamps: dict[tuple[str, int, int], int], message: Any) -> Envelope:

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -56,10 +57,18 @@ class WorkerProcess:
 
     def ready(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ready", timeout=1) as response:
-                return bool(orjson.loads(response.read()).get("ready"))
-        except OSError:  # not listening yet, or 503 while it joins its group
+            return bool(self.readiness()[1].get("ready"))
+        except OSError:  # not listening yet
             return False
+
+    def readiness(self) -> tuple[int, dict]:
+        """``/ready``'s status and body, as a Kubernetes readiness probe sees them (503 while the worker
+        joins its group, rebalances or stops)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ready", timeout=1) as response:
+                return response.status, orjson.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, orjson.loads(error.read())
 
     def metrics(self) -> dict[str, float]:
         """Sample name (with labels) -> value, from ``/metrics``."""

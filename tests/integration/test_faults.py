@@ -86,15 +86,6 @@ async def test_five_sigkills_in_exactly_once_mode_lose_nothing_and_duplicate_not
     assert duplicates == 0, f"{duplicates} duplicates visible to a read_committed reader"
 
 
-@pytest.mark.xfail(
-    reason=(
-        "known defect (issue 14): a batch in flight across an eager rebalance is published and acked after "
-        "Faust seeks kept partitions back to the committed offset, so it is labelled twice; failed in about "
-        "1 run of 5 on this machine. The fix (abandon batches from an older consumer generation, take the "
-        "commit gate on revocation) is planned; remove this mark with it"
-    ),
-    strict=False,
-)
 async def test_exactly_once_holds_when_one_of_two_workers_is_killed_and_the_other_takes_over(
     stream: Stream, start_worker
 ) -> None:

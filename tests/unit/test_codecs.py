@@ -66,6 +66,13 @@ def test_a_nested_path_through_a_non_object_names_the_member_that_should_be_one(
         parse(orjson.dumps({"message": "where is my parcel"}), text_field="message.body")
 
 
+def test_a_missing_nested_field_names_the_object_and_the_key_it_lacks() -> None:
+    with pytest.raises(RecordError, match=r"'message\.body' is missing: 'message' has no key 'body'"):
+        parse(orjson.dumps({"message": {"text": "where is my parcel"}}), text_field="message.body")
+    with pytest.raises(RecordError, match=r"field 'text' is missing$"):
+        parse(orjson.dumps({"body": "where is my parcel"}))
+
+
 def test_a_record_may_choose_a_known_profile() -> None:
     assert parse(orjson.dumps({"text": "card declined", "profile": "banking"})).profile == "banking"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -11,26 +10,14 @@ from pathlib import Path
 from ..._errors import ServiceError, ServiceNotRunning
 from ..settings import ServiceSettings
 from ._credentials import Credentials
+from ._debian import ensure_program
 from ._process import ManagedProcess
 from ._tls import ensure_tls
 
 
 def ensure_redis_server() -> str:
     """Path of ``redis-server``; installs Debian's package when it is missing and we are root."""
-    found = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
-    )
-    if found:
-        return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise ServiceError("redis-server is not installed: run `sudo apt-get install -y redis-server`")
-    print("installing redis-server from Debian's packages ...", flush=True)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "redis-server"]):
-        result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-        if result.returncode != 0:
-            raise ServiceError(f"{' '.join(cmd)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
-    return "/usr/bin/redis-server"
+    return ensure_program("redis-server", "redis-server")
 
 
 class RedisServer:
