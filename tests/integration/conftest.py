@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from streamnlp import ServiceError
+from streamnlp.dev import kcat
 from streamnlp.dev.streams import Stream
 from streamnlp.dev.worker_process import WorkerProcess
 from tests.support import MODEL
@@ -33,3 +35,13 @@ def start_worker(tmp_path: Path, redis_url: str) -> Iterator:
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture(scope="session")
+def kcat_ready() -> str:
+    """kcat, a Kafka client the project did not write (installed from Debian's packages when missing);
+    a missing kcat fails the test."""
+    try:
+        return kcat.ensure_kcat()
+    except ServiceError as exc:
+        pytest.fail(str(exc), pytrace=False)

@@ -10,22 +10,11 @@ import asyncio
 import uuid
 
 import orjson
-import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from streamnlp import ServiceError
 from streamnlp.dev import kcat
 from tests.integration.conftest import Stream
 from tests.integration.test_worker import as_values, chats
-
-
-@pytest.fixture(scope="session")
-def kcat_ready() -> str:
-    """kcat installed (from Debian's packages when missing); a missing kcat fails the test."""
-    try:
-        return kcat.ensure_kcat()
-    except ServiceError as exc:
-        pytest.fail(str(exc), pytrace=False)
 
 
 def _murmur2(key: bytes, partitions: int) -> int:

@@ -14,9 +14,7 @@ import uuid
 from collections import Counter
 
 import orjson
-import pytest
 
-from streamnlp import ServiceError
 from streamnlp.dev import kcat
 from streamnlp.dev.worker_process import WorkerProcess
 from tests.integration.conftest import Stream
@@ -24,15 +22,6 @@ from tests.integration.test_worker import as_values, chats
 from tests.support import MODEL
 
 BATCH = 32
-
-
-@pytest.fixture(scope="session")
-def kcat_ready() -> str:
-    """kcat installed (from Debian's packages when missing); a missing kcat fails the test."""
-    try:
-        return kcat.ensure_kcat()
-    except ServiceError as exc:
-        pytest.fail(str(exc), pytrace=False)
 
 
 async def _labelled(worker: WorkerProcess, at_least: float) -> None:
