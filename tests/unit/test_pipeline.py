@@ -136,6 +136,24 @@ async def test_a_megabyte_of_text_is_cut_to_the_window_and_flagged(model: LabelM
     assert flags == [True, False]
 
 
+async def test_a_long_note_in_the_medical_profile_gets_its_specialty_from_the_whole_note(
+    model: LabelModel,
+) -> None:
+    """The labeller's pre-cut keeps what the whole-text head reads (thousands of tokens), not the
+    encoder's window; the record is flagged because sentiment read only the opening."""
+    from tests.model.test_whole_text import _KNEE, _OPENING
+
+    note = _OPENING * 12 + _KNEE  # past 128 x 64 characters (a window-sized cut would drop the findings)
+    pipeline = pipeline_for(model, STREAMNLP_INPUTS="chats=medical")
+    result = await run(pipeline, [orjson.dumps({"text": note})])
+    record = orjson.loads(result.outputs[0].value)
+    validate_output(record)
+    direct = model.predict([note], ["sentiment", "medical_specialty"])[0]
+    assert record["labels"]["medical_specialty"]["label"] == direct.heads["medical_specialty"].label
+    assert record["labels"]["medical_specialty"]["label"] == "Orthopedic"
+    assert record["truncated"] is True
+
+
 def test_a_profile_asking_for_a_head_the_model_lacks_is_refused_at_start(model: LabelModel) -> None:
     with pytest.raises(ModelError, match="intent_clinic"):
         pipeline_for(model, STREAMNLP_PROFILE_HEADS="medical=sentiment+intent_clinic")
