@@ -23,7 +23,7 @@ from .model.labels import Labels
 
 log = logging.getLogger(__name__)
 
-# A text longer than this many characters per token any head reads cannot be read whole anyway: it is cut
+# A text longer than this many characters per token its heads read cannot be read whole anyway: it is cut
 # before tokenizing, so a megabyte of text costs no more than a page.
 _CHARS_PER_TOKEN_BOUND = 64
 
@@ -34,8 +34,9 @@ class Model(Protocol):
 
     name: str
     version: str
-    read_tokens: int  # the most tokens any head reads of a text
     heads: Mapping[str, Sequence[str]]
+
+    def tokens_read(self, heads: Sequence[str]) -> int: ...
 
     def predict(self, texts: Sequence[str], heads: Sequence[str] | None = None) -> Sequence[Labels]: ...
 
@@ -152,7 +153,7 @@ class Labeller:
 
 def _predict(model: Model, texts: list[str], heads: tuple[str, ...]) -> list[Labels]:
     """In the inference thread: texts cut to what the heads can read, labels flagged when cut."""
-    limit = model.read_tokens * _CHARS_PER_TOKEN_BOUND
+    limit = model.tokens_read(heads) * _CHARS_PER_TOKEN_BOUND
     labels = model.predict([t[:limit] for t in texts], heads)
     return [
         lab if len(t) <= limit or lab.truncated else Labels(lab.heads, True)

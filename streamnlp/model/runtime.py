@@ -123,8 +123,6 @@ class LabelModel:
         self.name = str(manifest["name"])
         self.version = str(manifest["version"])
         self.max_length = int(manifest["max_length"])  # type: ignore[arg-type]
-        # The most tokens any head reads of a text: what a caller may cut a text to beforehand.
-        self.read_tokens = max(self.max_length, whole_text.max_tokens if whole_text else 0)
         self.heads: Mapping[str, Sequence[str]] = {h: tuple(v) for h, v in manifest["heads"].items()}  # type: ignore[union-attr]
         self.thresholds: Mapping[str, Mapping[str, object]] = dict(manifest.get("thresholds", {}))  # type: ignore[arg-type]
 
@@ -168,6 +166,14 @@ class LabelModel:
     def _encode(self, texts: Sequence[str], tokenizer: Tokenizer | None = None) -> list[Encoding]:
         with self._lock:
             return (tokenizer or self._tokenizer).encode_batch(list(texts))
+
+    def tokens_read(self, heads: Sequence[str]) -> int:
+        """The most tokens these heads read of a text: what a caller may cut a text to beforehand, so a
+        huge text costs encoder-only profiles no more than their window."""
+        whole = self._whole
+        if whole is not None and any(h in whole.heads for h in heads):
+            return whole.max_tokens
+        return self.max_length
 
     def _check_heads(self, heads: Sequence[str] | None) -> list[str]:
         wanted = list(self.heads) if heads is None else list(heads)

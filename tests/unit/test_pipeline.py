@@ -23,12 +23,8 @@ class PoisonedModel:
 
     def __init__(self, model: LabelModel) -> None:
         self._model = model
-        self.name, self.version, self.read_tokens, self.heads = (
-            model.name,
-            model.version,
-            model.read_tokens,
-            model.heads,
-        )
+        self.name, self.version, self.heads = model.name, model.version, model.heads
+        self.tokens_read = model.tokens_read
         self.calls: list[int] = []
         self.seen: list[str] = []
         self.gate: threading.Event | None = None  # when set by a test, predict waits for it
