@@ -17,7 +17,6 @@ so neutral keeps meaning "a plain request or statement").
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import random
 import re
@@ -25,14 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SENTIMENT = ["negative", "neutral", "positive"]
+from streamnlp.model.build.data import _EMOTION_TO_SENTIMENT, SENTIMENT, read_csv
+
 BINARY = ("negative", "positive")  # sources without a neutral class train only these two logits
-_EMOTION_TO_SENTIMENT = {
-    "joy": "positive",
-    "optimism": "positive",
-    "anger": "negative",
-    "sadness": "negative",
-}
 # HWU64 intents whose utterances carry an attitude (praise, jokes, likes/dislikes): never plain requests.
 _HWU_NOT_PLAIN = frozenset(
     {
@@ -151,12 +145,6 @@ class Corpus:
     heads: dict[str, list[str]]
     sources: dict[str, Source]
     selections: dict[str, Selection]
-
-
-def read_csv(path: Path) -> list[tuple[str, str]]:
-    """``text,label`` rows; blank texts are dropped."""
-    with path.open(newline="", encoding="utf-8") as fh:
-        return [(r["text"], r["label"]) for r in csv.DictReader(fh) if (r.get("text") or "").strip()]
 
 
 def template_key(text: str) -> str:

@@ -54,7 +54,7 @@ class Corpus:
 def read_csv(path: Path) -> list[tuple[str, str]]:
     """``text,label`` rows; blank texts are dropped."""
     with path.open(newline="", encoding="utf-8") as fh:
-        return [(r["text"], r["label"]) for r in csv.DictReader(fh) if r.get("text", "").strip()]
+        return [(r["text"], r["label"]) for r in csv.DictReader(fh) if (r.get("text") or "").strip()]
 
 
 def _split(rows: Sequence[tuple[str, str]], head: str, labels: list[str]) -> Split:

@@ -102,15 +102,23 @@ def prepare(  # type: ignore[no-untyped-def]
     return run
 
 
+# Options several build commands share, declared once.
+_data_dir = click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True
+)
+_threads = click.option("--threads", type=int, default=2, show_default=True)
+_minutes = click.option(
+    "--minutes", type=float, default=0.0, help="Stop (resumably) after this long; 0 = run to the end."
+)
+
+
 @click.group()
 def cli() -> None:
     """Build model v2 (needs the ``train`` extra)."""
 
 
 @cli.command("train")
-@click.option(
-    "--data-dir", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True
-)
+@_data_dir
 @click.option(
     "--init",
     type=click.Path(path_type=Path),
@@ -120,13 +128,11 @@ def cli() -> None:
 )
 @click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE_DIR, show_default=True)
 @click.option("--work-dir", type=click.Path(path_type=Path), default=DEFAULT_WORK_DIR, show_default=True)
-@click.option(
-    "--minutes", type=float, default=0.0, help="Stop (resumably) after this long; 0 = run to the end."
-)
+@_minutes
 @click.option(
     "--max-steps", type=int, default=0, help="Stop after this many steps in this process (smoke runs)."
 )
-@click.option("--threads", type=int, default=2, show_default=True)
+@_threads
 @click.option("--select-only", is_flag=True, help="Only score the current state on the selection splits.")
 @click.option(
     "--start-from",
@@ -172,9 +178,7 @@ def train_cmd(
 
 
 @cli.command("factorize")
-@click.option(
-    "--data-dir", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True
-)
+@_data_dir
 @click.option("--init", type=click.Path(path_type=Path), default=DEFAULT_INIT, show_default=True)
 @click.option(
     "--teacher",
@@ -201,11 +205,9 @@ def train_cmd(
 @click.option(
     "--work-dir", type=click.Path(path_type=Path), default=Path("build/v2-factorized"), show_default=True
 )
-@click.option(
-    "--minutes", type=float, default=0.0, help="Stop (resumably) after this long; 0 = run to the end."
-)
+@_minutes
 @click.option("--max-steps", type=int, default=0, help="Stop after this many steps in this process.")
-@click.option("--threads", type=int, default=2, show_default=True)
+@_threads
 def factorize_cmd(
     data_dir: Path,
     init: Path,
@@ -243,9 +245,7 @@ def factorize_cmd(
 
 
 @cli.command("ship")
-@click.option(
-    "--data-dir", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True
-)
+@_data_dir
 @click.option(
     "--eval-dir",
     type=click.Path(path_type=Path),
@@ -275,7 +275,7 @@ def factorize_cmd(
     default=0,
     help="The state is a factorized student (`streamnlp model factorize --dim`) of this embedding size.",
 )
-@click.option("--threads", type=int, default=2, show_default=True)
+@_threads
 def ship_cmd(
     data_dir: Path,
     eval_dir: Path,
@@ -334,9 +334,7 @@ def ship_cmd(
     "is listed first as --name.",
 )
 @click.option("--name", default="int8 rows", show_default=True, help="The shipped build's row name.")
-@click.option(
-    "--data-dir", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True
-)
+@_data_dir
 @click.option(
     "--notes",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),

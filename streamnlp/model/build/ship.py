@@ -304,7 +304,6 @@ def ship(
 
     calibration = calibrate(model, corpus, encode)
     fold_temperatures(model, {h: c.temperature for h, c in calibration.items()})
-    info["calibration"] = {h: c.to_dict() for h, c in calibration.items()}
 
     clinc = corpus.selections["clinc150"]
     from streamnlp.model.build.finetune import head_logits
