@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from streamnlp.model.build.data import _EMOTION_TO_SENTIMENT, SENTIMENT, read_csv
 
 BINARY = ("negative", "positive")  # sources without a neutral class train only these two logits
@@ -123,6 +125,7 @@ class Source:
     per_epoch: int = 0  # rows drawn per epoch (with repeats when larger than the source)
     binary: bool = False  # labels index BINARY; the loss uses only the negative/positive logits
     window: int = 0  # >0: train on a random window of this many tokens of each (long) text
+    soft: np.ndarray | None = None  # teacher probabilities per row (see ``teacher``), when computed
 
     def __len__(self) -> int:
         return len(self.texts)

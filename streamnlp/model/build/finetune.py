@@ -52,6 +52,7 @@ class FinetuneSchedule:
     seed: int = 13
     checkpoint_minutes: float = 10.0
     temperature: float = 2.0  # distillation only
+    soft_weight: float = 0.5  # share of the loss from teacher soft labels, on rows that have them
 
 
 @dataclass
@@ -81,6 +82,8 @@ class Example:
     head: str
     label: int
     binary: bool
+    soft: np.ndarray | None = None  # the teacher's probabilities for this row (over the binary columns
+    # for binary sources), when the source has soft labels
 
 
 def _augment(text: str, rng: random.Random) -> str:
@@ -125,7 +128,10 @@ def epoch_examples(
             seqs = [_windows(ids, src.window, rng) for ids in encode_long(texts)]
         else:
             seqs = encode(texts)
-        out += [Example(s, src.head, src.labels[i], src.binary) for s, i in zip(seqs, idx, strict=True)]
+        out += [
+            Example(s, src.head, src.labels[i], src.binary, None if src.soft is None else src.soft[i])
+            for s, i in zip(seqs, idx, strict=True)
+        ]
     return out
 
 
@@ -144,19 +150,29 @@ def collate(seqs: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, mask
 
 
-def batch_loss(logits: dict[str, torch.Tensor], batch: Sequence[Example], smoothing: float) -> torch.Tensor:
+def batch_loss(
+    logits: dict[str, torch.Tensor], batch: Sequence[Example], smoothing: float, soft_weight: float = 0.0
+) -> torch.Tensor:
     """Mean cross-entropy of every example on its own head; binary sentiment sources score only the
-    negative and positive logits, so they say nothing about neutral."""
-    groups: dict[tuple[str, bool], list[int]] = {}
+    negative and positive logits, so they say nothing about neutral. A row with teacher soft labels
+    mixes in their cross-entropy at ``soft_weight`` (the teacher's view of which wrong classes are
+    near, which a one-hot label cannot say)."""
+    groups: dict[tuple[str, bool, bool], list[int]] = {}
     for i, e in enumerate(batch):
-        groups.setdefault((e.head, e.binary), []).append(i)
+        groups.setdefault((e.head, e.binary, e.soft is not None), []).append(i)
     total = torch.zeros(())
-    for (head, binary), rows in groups.items():
+    for (head, binary, has_soft), rows in groups.items():
         x = logits[head][rows]
         if binary:
             x = x[:, _BINARY_COLUMNS]
         target = torch.tensor([batch[i].label for i in rows])
-        total = total + F.cross_entropy(x, target, reduction="sum", label_smoothing=smoothing)
+        hard = F.cross_entropy(x, target, reduction="sum", label_smoothing=smoothing)
+        if has_soft and soft_weight > 0:
+            soft = torch.from_numpy(np.stack([batch[i].soft for i in rows]))  # type: ignore[misc]
+            soft_ce = -(soft * F.log_softmax(x, dim=-1)).sum()
+            total = total + (1 - soft_weight) * hard + soft_weight * soft_ce
+        else:
+            total = total + hard
     return total / len(batch)
 
 
@@ -299,7 +315,7 @@ class Run:
 
     def _loss(self, batch: list[Example], ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         logits, states = self.model(ids, mask)
-        hard = batch_loss(logits, batch, self.sched.label_smoothing)
+        hard = batch_loss(logits, batch, self.sched.label_smoothing, self.sched.soft_weight)
         if self.teacher is None:
             return hard
         with torch.no_grad():

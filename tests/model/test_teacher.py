@@ -1,0 +1,60 @@
+"""Teacher soft labels: cross-fitted (no row scored by a regression that saw it) and tied to their rows.
+
+These need neither torch, the teacher nor ``../shared``: they run on features and rows made here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamnlp.model.build.corpus import Corpus, Source
+from streamnlp.model.build.teacher import attach_soft_labels, cross_fit, text_keys
+
+
+def test_cross_fitted_labels_do_not_memorise_rows() -> None:
+    """Random features with random labels: a regression scoring its own training rows fits them well
+    above chance; scored out of fold, as soft labels are, the rows are back at chance."""
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(400, 64)).astype(np.float32)
+    labels = rng.integers(0, 4, size=400)
+    probs = cross_fit(feats, labels, 4, folds=4)
+    assert probs.shape == (400, 4)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert (probs.argmax(1) == labels).mean() < 0.4  # chance is 0.25
+
+
+def test_cross_fitted_labels_follow_a_learnable_signal() -> None:
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, size=300)
+    feats = rng.normal(size=(300, 16)).astype(np.float32)
+    feats[np.arange(300), labels] += 3.0
+    probs = cross_fit(feats, labels, 3, folds=3)
+    assert (probs.argmax(1) == labels).mean() > 0.9
+
+
+def _corpus(texts: list[str]) -> Corpus:
+    source = Source("banking77", "intent_banking", list(texts), [0, 1, 0], per_epoch=3)
+    return Corpus({"intent_banking": ["a", "b"]}, {"banking77": source}, {})
+
+
+def test_stored_soft_labels_attach_to_the_rows_they_were_made_for(tmp_path: Path) -> None:
+    texts = ["where is my card", "top up failed", "change my pin"]
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], dtype=np.float16)
+    np.savez_compressed(tmp_path / "banking77.npz", keys=text_keys(texts), probs=probs)
+    corpus = _corpus(texts)
+    assert attach_soft_labels(corpus, tmp_path) == ["banking77"]
+    soft = corpus.sources["banking77"].soft
+    assert soft is not None
+    np.testing.assert_allclose(soft, probs.astype(np.float32))
+
+
+def test_soft_labels_for_changed_rows_are_refused(tmp_path: Path) -> None:
+    made_for = ["where is my card", "top up failed", "change my pin"]
+    np.savez_compressed(
+        tmp_path / "banking77.npz", keys=text_keys(made_for), probs=np.zeros((3, 2), np.float16)
+    )
+    with pytest.raises(ValueError, match="do not match"):
+        attach_soft_labels(_corpus(["where is my card", "change my pin", "top up failed"]), tmp_path)
