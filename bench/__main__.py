@@ -29,6 +29,13 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     result.add_argument("names", nargs="*", metavar="NAME", default=["all"], help="benchmarks to run")
+    result.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="run them this many times back to back; every figure is then reported as the median of the "
+        "runs with all of them (bench/out/NAME-summary.json)",
+    )
     return result
 
 
@@ -46,12 +53,23 @@ def main(argv: list[str]) -> int:
     if not names:
         return 0
     from bench import e2e
+    from bench.harness import save
+    from bench.summary import median_tree, print_summary
 
     texts = e2e.load_texts()
-    for name in names:
-        print(f"\n=== {name}")
-        run: Callable[[list[str]], object] = getattr(e2e, name)
-        run(texts)
+    payloads: dict[str, list[dict]] = {name: [] for name in names}
+    for index in range(1, args.runs + 1):
+        for name in names:
+            print(f"\n=== {name}" + (f", run {index} of {args.runs}" if args.runs > 1 else ""))
+            run: Callable[[list[str]], dict] = getattr(e2e, name)
+            payloads[name].append(run(texts))
+            if args.runs > 1:
+                save(f"{name}-run{index}", payloads[name][-1])
+    if args.runs > 1:
+        for name, runs in payloads.items():
+            summary = median_tree(runs)
+            save(f"{name}-summary", summary)
+            print_summary(name, summary)
     return 0
 
 
