@@ -99,9 +99,10 @@ class Pipeline:
         """Give every envelope of ``batch`` its output: exactly one, a labelled record or a dead letter."""
         began = time.perf_counter()
         self.metrics.batch_size.observe(len(batch))
+        counts: Counter[tuple[str, ...]] = Counter()  # metric increments of the batch, made once each
         try:
             for envelope in batch:
-                self.metrics.messages_in.labels(envelope.source.topic).inc()
+                counts["in", envelope.source.topic] += 1
                 profile = self.topic_profiles.get(envelope.source.topic, DEFAULT_PROFILE)
                 decode(self.codec, envelope, profile, max_value_bytes=self.max_value_bytes)
             todo = [e for e in batch if e.pending]
@@ -124,13 +125,30 @@ class Pipeline:
                     "inference": outcome.inference * 1000 if outcome else 0.0,
                     "batch": elapsed * 1000,
                 }
-                self._encode(envelope, timings)
+                self._encode(envelope, timings, counts)
         finally:
             for generation, count in Counter(e.generation for e in batch).items():
                 self.slot.release(generation, count)
+            self._count(counts)
         return batch
 
-    def _encode(self, envelope: Envelope, timings: Mapping[str, float]) -> None:
+    def _count(self, counts: Counter[tuple[str, ...]]) -> None:
+        """One increment per metric series and batch: per message they cost the event loop more than
+        encoding the output does."""
+        m = self.metrics
+        for (kind, *labels), n in counts.items():
+            if kind == "in":
+                m.messages_in.labels(*labels).inc(n)
+            elif kind == "labelled":
+                m.labelled.labels(*labels).inc(n)
+            elif kind == "label":
+                m.labels.labels(*labels).inc(n)
+            elif kind == "truncated":
+                m.truncated.inc(n)
+
+    def _encode(
+        self, envelope: Envelope, timings: Mapping[str, float], counts: Counter[tuple[str, ...]]
+    ) -> None:
         request, labels = envelope.request, envelope.labels
         if envelope.failure is not None or request is None or labels is None:
             assert envelope.failure is not None, "an envelope is either labelled or failed"
@@ -143,11 +161,11 @@ class Pipeline:
             return
         topic = self.output_topic(envelope.source.topic, request.profile)
         envelope.output = Output(topic, encode_output(envelope, timings), dead=False)
-        self.metrics.labelled.labels(request.profile).inc()
+        counts["labelled", request.profile] += 1
         for head, label in labels.heads.items():
-            self.metrics.labels.labels(envelope.source.topic, head, label.label).inc()
+            counts["label", envelope.source.topic, head, label.label] += 1
         if labels.truncated:
-            self.metrics.truncated.inc()
+            counts["truncated",] += 1
 
     async def close(self) -> None:
         await self.labeller.close()
