@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 
@@ -36,6 +37,11 @@ def parser() -> argparse.ArgumentParser:
         help="run them this many times back to back; every figure is then reported as the median of the "
         "runs with all of them (bench/out/NAME-summary.json)",
     )
+    result.add_argument(
+        "--summarize",
+        action="store_true",
+        help="run nothing: print the summary of the runs saved in bench/out/NAME-run*.json",
+    )
     return result
 
 
@@ -53,8 +59,14 @@ def main(argv: list[str]) -> int:
     if not names:
         return 0
     from bench import e2e
-    from bench.harness import save
+    from bench.harness import OUT, save
     from bench.summary import median_tree, print_summary
+
+    if args.summarize:
+        for name in names:
+            saved = sorted(OUT.glob(f"{name}-run*.json"))
+            print_summary(name, median_tree([json.loads(path.read_text()) for path in saved]))
+        return 0
 
     texts = e2e.load_texts()
     payloads: dict[str, list[dict]] = {name: [] for name in names}

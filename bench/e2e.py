@@ -353,8 +353,8 @@ def sweep(texts: list[str], count: int = 4000, seconds: float = 10.0) -> dict[st
     """Latency at half the default worker's saturated rate, and saturated throughput, for batches in
     flight x producer linger x batch size: the two sides of choosing the defaults."""
     rate = 0.5 * saturated_seq_s("sweep-base", texts, count)
-    grid = [(32, in_flight, linger) for in_flight in (1, 2, 4) for linger in (0.0, 0.002, 0.005)]
-    grid += [(64, 2, 0.0), (16, 2, 0.0)]
+    grid = [(32, in_flight, 0.0) for in_flight in (1, 2, 4)] + [(32, 2, linger) for linger in (0.001, 0.005)]
+    grid += [(64, 2, 0.0)]
     rows = []
     for size, in_flight, linger in grid:
         env = {
@@ -363,6 +363,7 @@ def sweep(texts: list[str], count: int = 4000, seconds: float = 10.0) -> dict[st
             "STREAMNLP_PRODUCER_LINGER": str(linger),
         }
         result = open_loop_run(f"sweep{size}", texts[count:], rate, seconds, **env)
+        echo = open_loop_run(f"sweep-echo{size}", texts[count:], rate, seconds, ECHO, **env)
         saturated = saturated_seq_s(f"sat{size}", texts, count, **env)
         rows.append(
             {
@@ -372,6 +373,9 @@ def sweep(texts: list[str], count: int = 4000, seconds: float = 10.0) -> dict[st
                 "offered_rate": result.offered_rate,
                 "p50_ms": result.p50_ms,
                 "p99_ms": result.p99_ms,
+                "echo_p99_ms": echo.p99_ms,
+                "worker_cores": result.cpu.get("worker", 0.0),
+                "mean_batch": result.extra["mean_batch"],
                 "saturated_seq_s": round(saturated, 1),
             }
         )

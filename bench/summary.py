@@ -10,8 +10,6 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from bench.harness import table
-
 
 def median_tree(runs: Sequence[Any]) -> Any:
     """The runs' common structure with each number replaced by ``{"median": m, "runs": [...]}`` and each
@@ -30,38 +28,95 @@ def median_tree(runs: Sequence[Any]) -> Any:
     return first if all(run == first for run in runs) else list(runs)
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, digits: int = 1) -> str:
     """``median (run1, run2, run3)``."""
     if isinstance(value, dict) and "median" in value:
-        return f"{value['median']:g} ({', '.join(f'{r:g}' for r in value['runs'])})"
+        runs = ", ".join(f"{r:,.{digits}f}" for r in value["runs"])
+        return f"{value['median']:,.{digits}f} ({runs})"
     if isinstance(value, dict) and "all" in value:
-        return f"{value['all']} ({', '.join(str(r) for r in value['runs'])})"
+        return f"{'yes' if value['all'] else 'no'} ({', '.join('yes' if r else 'no' for r in value['runs'])})"
     return str(value)
 
 
+def markdown(rows: Sequence[dict[str, Any]]) -> str:
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def print_summary(name: str, summary: dict[str, Any]) -> None:
-    print(f"\n=== {name}: median (each run) over {_runs(summary)} runs")
+    """Markdown tables of the medians, each followed by the runs in brackets (for bench/RESULTS.md)."""
+    print(f"\n=== {name}: median (each run) over {_runs(summary)} runs\n")
     if name == "e2e":
-        for key in ("model_ceiling_seq_s", "full_batch_ms", "sustained_seq_s", "e2e_over_ceiling"):
-            print(f"{key}: {_show(summary[key])}")
-        rows = [
-            {
-                "peer": row["peer"],
-                "fraction": row["fraction"]["median"],
-                "offered": _show(row["offered_rate"]),
-                "p50_ms": _show(row["p50_ms"]),
-                "p99_ms": _show(row["p99_ms"]),
-            }
-            for row in summary["open_loop"]
-        ]
-        print(table(rows, list(rows[0])))
-        for key, value in summary["targets"].items():
-            print(f"{key}: {_show(value)}")
+        print(e2e_markdown(summary))
     elif name == "cache":
-        rows = [{k: _show(v) for k, v in row.items()} for row in summary["rows"]]
-        print(table(rows, list(rows[0])))
+        print(markdown([{k: _show(v, 2) for k, v in row.items()} for row in summary["rows"]]))
     else:
         print({k: v for k, v in summary.items() if k != "machine"})
+
+
+def e2e_markdown(summary: dict[str, Any]) -> str:
+    from bench.harness import STAGES
+
+    parts = [
+        markdown(
+            [
+                {"figure": key, "median (runs)": _show(summary[key], 3 if "over" in key else 1)}
+                for key in (
+                    "model_ceiling_seq_s",
+                    "full_batch_ms",
+                    "sustained_seq_s",
+                    "echo_sustained_seq_s",
+                    "e2e_over_ceiling",
+                    "worker_rss_mb",
+                )
+            ]
+        )
+    ]
+    rows = summary["open_loop"]
+
+    def of(peer: str) -> list[dict[str, Any]]:
+        return [r for r in rows if r["peer"] == peer]
+
+    latency = []
+    for ours, echo in zip(of("streamnlp"), of("echo"), strict=True):
+        latency.append(
+            {
+                "fraction": ours["fraction"]["median"],
+                "offered msg/s": _show(ours["offered_rate"], 0),
+                "p50 ms": _show(ours["p50_ms"]),
+                "p99 ms": _show(ours["p99_ms"]),
+                "echo p50 ms": _show(echo["p50_ms"]),
+                "echo p99 ms": _show(echo["p99_ms"]),
+                "mean batch": _show(ours["extra"]["mean_batch"]),
+                "mean model call": _show(ours["extra"]["mean_model_call"]),
+            }
+        )
+    parts.append(markdown(latency))
+    for peer in ("streamnlp", "echo"):
+        stages = []
+        for stage in STAGES:
+            line: dict[str, Any] = {"stage": stage}
+            for row in of(peer):
+                fraction = row["fraction"]["median"]
+                value = row["stages"][stage]
+                line[f"{fraction:.0%} mean"] = _show(value["mean"])
+                line[f"{fraction:.0%} slowest 1%"] = _show(value["tail"])
+            stages.append(line)
+        parts.append(
+            f"{peer}: ms per stage, mean and mean over the slowest 1% of records\n\n" + markdown(stages)
+        )
+    cpu = []
+    for row in rows:
+        line = {"peer": row["peer"], "fraction": row["fraction"]["median"]}
+        line |= {name: _show(value, 2) for name, value in row["cpu"].items()}
+        cpu.append(line)
+    parts.append("cores used while sending\n\n" + markdown(cpu))
+    parts.append(
+        markdown([{"target": k, "median (runs)": _show(v, 3)} for k, v in summary["targets"].items()])
+    )
+    return "\n\n".join(parts)
 
 
 def _runs(summary: dict[str, Any]) -> int:
