@@ -1,7 +1,8 @@
 """Natural batching of consumed messages: a batch starts as soon as one may, with all that has arrived.
 
 There is no timer. When a message arrives and fewer than ``in_flight`` batches are under way, a batch
-starts at once with every message waiting, up to ``max_size``; when a batch finishes, the next one takes
+starts at the end of that turn of the event loop with every message waiting (all that the consumer had
+already fetched), up to ``max_size``; when a batch finishes, the next one takes
 everything that arrived meanwhile. So an idle worker labels a lone message immediately, and a busy one
 forms larger batches exactly as fast as messages queue up: the batch size follows the load, and a
 message waits at most for the batches ahead of it, never for company. The model behind the batches does
@@ -46,6 +47,7 @@ class NaturalBatcher(Generic[T]):
         self._running: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()  # a batch finished or failed: room may have been made
         self._failure: BaseException | None = None
+        self._start_pending = False  # a start is scheduled for the end of this loop turn
 
     @property
     def waiting(self) -> int:
@@ -64,7 +66,13 @@ class NaturalBatcher(Generic[T]):
             await self._changed.wait()
         self._raise_failure()
         self._arrivals.append(Arrival(item, time.perf_counter()))
-        self._start_batches()
+        if len(self._arrivals) >= self.max_size:
+            self._start_batches()
+        elif not self._start_pending:
+            # Start after this turn of the event loop, not at once: the consumer hands over, without
+            # waiting, every message it has already fetched, and they all belong in this batch.
+            self._start_pending = True
+            asyncio.get_running_loop().call_soon(self._start_soon)
 
     async def drain(self) -> None:
         """Wait until every arrival has been handled."""
@@ -77,6 +85,10 @@ class NaturalBatcher(Generic[T]):
         """Cancel the batches under way (their messages are not acknowledged, so they are read again)."""
         for task in self._running:
             task.cancel()
+
+    def _start_soon(self) -> None:
+        self._start_pending = False
+        self._start_batches()
 
     def _start_batches(self) -> None:
         while self._arrivals and len(self._running) < self.in_flight and self._failure is None:

@@ -41,13 +41,23 @@ async def test_a_lone_message_starts_a_batch_at_once_with_no_timer() -> None:
     assert handle.batches == [[1]]
 
 
+async def test_messages_handed_over_in_one_turn_of_the_loop_form_one_batch() -> None:
+    handle = Recorder()
+    batcher = NaturalBatcher(handle, max_size=32, in_flight=2)
+    for i in range(5):  # as the consumer hands over what it has already fetched: no wait in between
+        await batcher.put(i)
+    await settle()
+    assert handle.batches == [[0, 1, 2, 3, 4]]
+
+
 async def test_messages_arriving_while_every_slot_is_busy_form_the_next_batch_together() -> None:
     handle = Recorder()
     batcher = NaturalBatcher(handle, max_size=32, in_flight=1)
     await batcher.put(0)
+    await settle()
     for i in range(1, 6):
         await batcher.put(i)
-    await settle()
+        await settle()  # each arrives in a turn of its own
     assert handle.batches == [[0]] and batcher.waiting == 5
     handle.release.set()
     await batcher.drain()
@@ -59,7 +69,7 @@ async def test_no_more_batches_run_at_once_than_in_flight_and_none_above_the_max
     batcher = NaturalBatcher(handle, max_size=3, in_flight=2)
     for i in range(2):
         await batcher.put(i)
-    await settle()
+        await settle()
     assert handle.batches == [[0], [1]] and batcher.running == 2
     for i in range(2, 5):
         await batcher.put(i)
