@@ -119,8 +119,14 @@ def e2e_markdown(summary: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-def _runs(summary: dict[str, Any]) -> int:
-    for value in summary.values():
-        if isinstance(value, dict) and "runs" in value:
-            return len(value["runs"])
-    return 1
+def _runs(summary: Any) -> int:
+    """How many runs a summary holds (the length of its first list of runs)."""
+    if isinstance(summary, dict):
+        if "runs" in summary and isinstance(summary["runs"], list):
+            return len(summary["runs"])
+        values: list[Any] = list(summary.values())
+    elif isinstance(summary, list):
+        values = summary
+    else:
+        return 0
+    return next((n for n in map(_runs, values) if n), 0)
