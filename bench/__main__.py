@@ -9,11 +9,12 @@ from collections.abc import Callable
 
 # Name -> what it measures. The end-to-end ones need `streamnlp services up`; all write bench/out/.
 BENCHMARKS: dict[str, str] = {
-    "e2e": "saturated end-to-end seq/s vs the model ceiling, then latency at 25-90% of saturation",
+    "e2e": "saturated end-to-end seq/s vs the model ceiling, then the worker and the echo peer at 25-90% "
+    "of saturation, latency by stage",
     "cache": "saturated seq/s with 0%, 50% and 90% repeated texts (the label cache's effect)",
     "scaling": "one vs two workers on an 8-partition topic",
     "guarantee": "at-least-once vs exactly-once saturated seq/s",
-    "sweep": "latency and throughput over batch size, batch wait and batches in flight",
+    "sweep": "latency at half load and saturated seq/s over batches in flight, producer linger, batch size",
     "padding": "plain vs length-bucketed batches through the model alone",
     "model": "the model alone: seq/s at batch 1/8/32 against the other exports (bench.model_ceiling)",
 }
