@@ -130,12 +130,15 @@ class LabelCache:
         return self._redis is not None and self._clock() >= self._retry_at
 
     def _redis_failed(self, exc: Exception) -> None:
-        self._failures += 1
         self.stats.redis_errors += 1
-        delay = self._backoff.compute(self._failures)
-        self._retry_at = self._clock() + delay
         if self._on_redis_error is not None:
             self._on_redis_error()
+        if self._clock() < self._retry_at:
+            # Another round trip started with this one and already failed (a lookup and a background
+            # write, or two batches): one outage is one step of the backoff, however many calls it hit.
+            return
+        self._failures += 1
+        self._retry_at = self._clock() + self._backoff.compute(self._failures)
         if self._failures == 1:
             log.warning("redis unavailable, labelling uncached until it returns: %s", exc)
 

@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -20,6 +20,7 @@ from .config import DEFAULT_PROFILE, WorkerSettings
 if TYPE_CHECKING:
     from .dev.settings import ServiceSettings
     from .model.runtime import LabelModel
+    from .pipeline import Pipeline
 
 
 @click.group(cls=ErrorBoundary, context_settings={"help_option_names": ["-h", "--help"]})
@@ -216,25 +217,35 @@ def worker_cmd(config_file: Path | None) -> None:
     Missing topics are created with STREAMNLP_TOPIC_PARTITIONS partitions.
     Metrics, health and readiness: http://STREAMNLP_WEB_HOST:STREAMNLP_WEB_PORT/{metrics,health,ready}.
     """
-    import asyncio
     import logging
     import logging.config
 
-    import faust
-
-    from .kafka import ensure_topics, partition_counts
     from .logs import logging_config
     from .pipeline import Pipeline
-    from .workers import create_app
 
     settings = _worker_settings(config_file)
     logs = logging_config(settings.log_level, settings.log_format)
     logging.config.dictConfig(logs)  # from the first line on, as Faust configures it later
-    topics = settings.topic_profiles()
     model = _load_model(settings)
-    pipeline = Pipeline.from_settings(settings, model)
+    serve(settings, Pipeline.from_settings(settings, model), logs)
+
+
+def serve(settings: WorkerSettings, pipeline: Pipeline, logs: dict[str, Any]) -> None:
+    """Create the missing topics, then run the Faust app around ``pipeline`` until it is stopped.
+
+    The worker command's body; the benchmarks' echo peer runs the same app with a constant labeller."""
+    import asyncio
+    import logging
+
+    import faust
+
+    from .kafka import ensure_topics, partition_counts
+    from .workers import create_app
+
+    topics = settings.topic_profiles()
     asyncio.run(ensure_topics(settings, [*topics, *settings.output_topics()]))
     partitions = asyncio.run(partition_counts(settings, [*topics, *settings.output_topics()]))
+    model = pipeline.model
     logging.getLogger("streamnlp.worker").info(
         "streamnlp worker: model %s %s; inputs %s; group %s; brokers %s",
         model.name,

@@ -113,16 +113,26 @@ class WorkerSettings(Settings):
         10.0,
         "Seconds without heartbeat before the group gives a dead worker's partitions to the others.",
     )
-    batch_max_size: int = setting("BATCH_MAX_SIZE", 32, "Most messages in one micro-batch.")
+    batch_max_size: int = setting(
+        "BATCH_MAX_SIZE",
+        32,
+        "Most messages in one batch, and most texts in one model call. Batches are formed without a timer: "
+        "each takes whatever has arrived when it may start (natural batching), so this bounds them only "
+        "under heavy load.",
+    )
     batches_in_flight: int = setting(
         "BATCHES_IN_FLIGHT",
         2,
-        "Micro-batches a worker works on at once: while one waits for the model or the brokers, the next "
-        "is parsed and looked up. Above 1, a partition's outputs may be published out of input order. "
+        "Batches a worker works on at once: while one waits for the model or the brokers, the next is "
+        "parsed and looked up. Above 1, a partition's outputs may be published out of input order. "
         "Exactly-once mode always runs 1.",
     )
-    batch_max_wait: float = setting(
-        "BATCH_MAX_WAIT", 0.005, "Seconds a micro-batch waits to fill before it runs anyway."
+    producer_linger: float = setting(
+        "PRODUCER_LINGER",
+        0.001,
+        "Seconds the producer holds outputs to send those of several small batches in one request; "
+        "measured with `python -m bench sweep` (1 ms cut the producer's requests and the queueing they "
+        "caused at moderate load; it adds at most that to a record's latency).",
     )
     model_path: Path = setting(
         "MODEL_PATH",

@@ -60,6 +60,7 @@ class Envelope:
     value: bytes | None
     generation: int = 0  # the model generation current when it was consumed (see streamnlp.reload)
     model: Model | None = None  # the model of that generation: the one that labels it
+    queued: float = 0.0  # seconds from its consumption to the start of its batch
     request: Request | None = None
     labels: Labels | None = None
     cached: bool = False

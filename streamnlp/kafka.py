@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -55,9 +55,14 @@ async def partition_counts(settings: WorkerSettings, names: Iterable[str]) -> di
 
 
 async def ensure_topics(
-    settings: WorkerSettings, names: Iterable[str], *, partitions: int | None = None
+    settings: WorkerSettings,
+    names: Iterable[str],
+    *,
+    partitions: int | None = None,
+    configs: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Create the topics in ``names`` that do not exist yet; the names created."""
+    """Create the topics in ``names`` that do not exist yet; the names created. ``configs``: topic
+    settings to create them with (the benchmarks time outputs by ``message.timestamp.type``)."""
     admin = AIOKafkaAdminClient(**client_kwargs(settings))
     await admin.start()
     try:
@@ -69,7 +74,7 @@ async def ensure_topics(
                 name,
                 num_partitions=partitions or settings.topic_partitions,
                 replication_factor=settings.topic_replication,
-                topic_configs={"max.message.bytes": str(MAX_MESSAGE_BYTES)},
+                topic_configs={"max.message.bytes": str(MAX_MESSAGE_BYTES), **(configs or {})},
             )
             try:
                 await admin.create_topics([topic])

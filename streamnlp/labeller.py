@@ -1,9 +1,12 @@
-"""Labels for texts: the cache first, then one model call per distinct text, shared across batches.
+"""Labels for texts: the cache first, then the model, which batches for itself.
 
 The labeller knows nothing of Kafka: it takes (model, profile, text) jobs and answers each with labels
-or a failure. A text that another batch is labelling right now is waited for, not labelled again; a
-failed model call is retried one text at a time, so one poison text cannot stall a partition.
-Inference runs in one worker thread, off the event loop, one call at a time.
+or a failure. Texts the cache does not know go into one queue in front of the model; whenever the model
+is free it takes everything queued, up to ``max_batch`` texts, whichever batch of messages asked for them
+(natural batching: no timer, so an idle model starts at once, and a busy one gets a bigger batch next).
+A text already queued or in the model is waited for, not labelled again; a failed model call is retried
+one text at a time, so one poison text cannot stall a partition. Inference runs in one worker thread, off
+the event loop, one call at a time.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -48,86 +52,149 @@ class Job:
     text: str
 
 
+Result = Labels | RecordError
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """Labels or the reason there are none; ``cached``: no model call was made for this job."""
+    """Labels or the reason there are none. ``cached``: no model call was made for this job (a cache hit,
+    or a text another job had already asked the model for); ``model_wait``: seconds its text waited in the
+    queue for the model; ``inference``: seconds of the model call that labelled it (both 0 when cached)."""
 
-    labels: Labels | RecordError
+    labels: Result
     cached: bool
+    model_wait: float = 0.0
+    inference: float = 0.0
 
 
-Result = Labels | RecordError
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    result: Result
+    model_wait: float
+    inference: float
+
+
+@dataclass(slots=True)
+class _Queued:
+    job: Job
+    future: asyncio.Future[_Answer]
+    since: float  # perf_counter when it was queued
 
 
 class Labeller:
     def __init__(
-        self, cache: LabelCache, profiles: Mapping[str, Sequence[str]], metrics: Metrics | None = None
+        self,
+        cache: LabelCache,
+        profiles: Mapping[str, Sequence[str]],
+        metrics: Metrics | None = None,
+        *,
+        max_batch: int = 32,
     ) -> None:
+        """``max_batch``: the most texts in one model call (STREAMNLP_BATCH_MAX_SIZE)."""
         self.cache = cache
         self.profiles = {p: tuple(h) for p, h in profiles.items()}
         self.metrics = metrics or Metrics()
+        self.max_batch = max(1, max_batch)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
-        self._labelling: dict[str, asyncio.Future[Result | None]] = {}  # cache key -> result
+        self._queue: OrderedDict[str, _Queued] = OrderedDict()  # cache key -> text waiting for the model
+        self._in_model: dict[str, _Queued] = {}  # cache key -> text in the model call now running
+        self._runner: asyncio.Task[None] | None = None  # runs while the queue is not empty
+        self._writes: set[asyncio.Task[None]] = set()  # Redis writes under way
 
     async def label(self, jobs: Sequence[Job]) -> tuple[list[Outcome], float]:
-        """An outcome per job, in order, and the seconds spent in the model.
+        """An outcome per job, in order, and the seconds the cache lookup took.
 
         The cache is asked once for the whole batch; each distinct miss goes through the model once, also
         across the batches in flight.
         """
+        began = time.perf_counter()
         keys = [self.cache.key(j.model.version, j.profile, j.text) for j in jobs]
-        cached: list[Result | None] = list(await self.cache.get_many(keys))
-        todo: dict[str, Job] = {}
-        elsewhere: dict[str, tuple[asyncio.Future[Result | None], Job]] = {}
+        cached: list[Labels | None] = list(await self.cache.get_many(keys))
+        lookup = time.perf_counter() - began
+        waiting: dict[str, asyncio.Future[_Answer]] = {}
+        mine: set[str] = set()  # keys this call put in the queue: the model call is made for these jobs
         for key, hit, job in zip(keys, cached, jobs, strict=True):
-            if hit is None and key not in todo and key not in elsewhere:
-                if key in self._labelling:
-                    elsewhere[key] = (self._labelling[key], job)
-                else:
-                    todo[key] = job
-        loop = asyncio.get_running_loop()
-        mine = {key: loop.create_future() for key in todo}
-        self._labelling.update(mine)
-        fresh: dict[str, Result] = {}
-        try:
-            inference = await self._label_fresh(todo, fresh)
-        finally:
-            for key, future in mine.items():  # waiters get None (label it yourself) if this batch failed
-                del self._labelling[key]
-                future.set_result(fresh.get(key))
-        unanswered: dict[str, Job] = {}  # their batch failed or was cancelled: label them here
-        for key, (future, job) in elsewhere.items():
-            if (shared := await future) is not None:
-                fresh[key] = shared
+            if hit is not None or key in waiting:
+                continue
+            if (queued := self._queue.get(key) or self._in_model.get(key)) is not None:
+                waiting[key] = queued.future
             else:
-                unanswered[key] = job
-        inference += await self._label_fresh(unanswered, fresh)
-        from_model = {*todo, *unanswered}
-        hits = sum(1 for key in keys if key not in from_model)
-        self.metrics.cache_hits.inc(hits)
-        self.metrics.cache_misses.inc(len(jobs) - hits)
-        outcomes = [
-            Outcome(hit if hit is not None else fresh[key], key not in from_model)
-            for key, hit in zip(keys, cached, strict=True)
-        ]
-        return outcomes, inference
+                waiting[key] = self._enqueue(key, job)
+                mine.add(key)
+        if waiting:
+            # asyncio.wait, not await: a cancelled caller must not cancel a future other batches share.
+            await asyncio.wait(waiting.values())
+        answers = {key: future.result() for key, future in waiting.items()}
+        misses = sum(1 for key in keys if key in mine)
+        self.metrics.cache_hits.inc(len(jobs) - misses)
+        self.metrics.cache_misses.inc(misses)
+        outcomes: list[Outcome] = []
+        for key, hit in zip(keys, cached, strict=True):
+            if hit is not None:
+                outcomes.append(Outcome(hit, True))
+            elif key in mine:
+                answer = answers[key]
+                outcomes.append(Outcome(answer.result, False, answer.model_wait, answer.inference))
+            else:
+                outcomes.append(Outcome(answers[key].result, True))
+        return outcomes, lookup
 
-    async def _label_fresh(self, todo: Mapping[str, Job], fresh: dict[str, Result]) -> float:
-        """Run ``todo`` through the model (one call per model and head set), store into ``fresh`` and
-        the cache."""
-        inference = 0.0
-        groups: dict[tuple[int, tuple[str, ...]], list[tuple[str, Job]]] = {}
-        for key, job in todo.items():
-            groups.setdefault((id(job.model), self.profiles[job.profile]), []).append((key, job))
-        for (_, heads), items in groups.items():
+    def _enqueue(self, key: str, job: Job) -> asyncio.Future[_Answer]:
+        loop = asyncio.get_running_loop()
+        queued = _Queued(job, loop.create_future(), time.perf_counter())
+        self._queue[key] = queued
+        if self._runner is None or self._runner.done():
+            self._runner = loop.create_task(self._run())
+        return queued.future
+
+    async def _run(self) -> None:
+        """Whenever the model is free, give it everything queued, up to ``max_batch`` texts."""
+        while self._queue:
+            taken: dict[str, _Queued] = {}
+            while self._queue and len(taken) < self.max_batch:
+                key, queued = self._queue.popitem(last=False)
+                taken[key] = queued
+            self._in_model = taken  # still shared with new askers while the call runs
             began = time.perf_counter()
+            try:
+                results = await self._label_fresh(taken)
+            except Exception as exc:  # not a model failure (those are results): a bug; fail its askers
+                log.exception("labelling failed")
+                for queued in taken.values():
+                    queued.future.set_exception(exc)
+                continue
+            except BaseException:  # cancelled: the labeller is closing with its loop
+                for queued in [*taken.values(), *self._queue.values()]:
+                    queued.future.cancel()
+                self._queue.clear()
+                raise
+            finally:
+                self._in_model = {}
+            inference = time.perf_counter() - began
+            labelled = [(key, r) for key, r in results.items() if isinstance(r, Labels)]
+            for key, labels in labelled:
+                self.cache.lru.put(key, labels)  # before anyone is answered, so a later lookup hits
+            for key, queued in taken.items():
+                queued.future.set_result(_Answer(results[key], began - queued.since, inference))
+            if labelled:  # Redis is written in the background: the model takes the next batch now
+                write = asyncio.get_running_loop().create_task(self.cache.put_many(labelled))
+                self._writes.add(write)
+                write.add_done_callback(self._writes.discard)
+
+    async def _label_fresh(self, todo: Mapping[str, _Queued]) -> dict[str, Result]:
+        """Run ``todo`` through the model, one call per model and head set."""
+        fresh: dict[str, Result] = {}
+        groups: dict[tuple[int, tuple[str, ...]], list[tuple[str, Job]]] = {}
+        for key, queued in todo.items():
+            job = queued.job
+            groups.setdefault((id(job.model), self.profiles[job.profile]), []).append((key, job))
+        began = time.perf_counter()
+        for (_, heads), items in groups.items():
             labels = await self._run_model(items[0][1].model, [j.text for _, j in items], heads)
-            inference += time.perf_counter() - began
             fresh.update((key, lab) for (key, _), lab in zip(items, labels, strict=True))
-        if todo:
-            self.metrics.inference_seconds.observe(inference)
-            await self.cache.put_many([(k, fresh[k]) for k in todo if isinstance(fresh.get(k), Labels)])
-        return inference
+        self.metrics.inference_seconds.observe(time.perf_counter() - began)
+        self.metrics.model_batch_size.observe(len(todo))
+        return fresh
 
     async def _run_model(self, model: Model, texts: list[str], heads: tuple[str, ...]) -> list[Result]:
         """The model's labels for ``texts``; a text the model fails on gets a RecordError, not the batch."""
@@ -147,6 +214,10 @@ class Labeller:
         return results
 
     async def close(self) -> None:
+        if self._runner is not None and not self._runner.done():
+            await asyncio.wait([self._runner])
+        if self._writes:
+            await asyncio.wait(list(self._writes))
         self._executor.shutdown(wait=True)
         await self.cache.close()
 

@@ -50,10 +50,19 @@ class Metrics:
         self.cache_errors = Counter("streamnlp_cache_errors", "Failed Redis round trips.", registry=r)
         self.model_texts = Counter("streamnlp_model_texts", "Texts sent through the model.", registry=r)
         self.batch_size = Histogram(
-            "streamnlp_batch_size", "Messages per micro-batch.", buckets=_BATCH_BUCKETS, registry=r
+            "streamnlp_batch_size",
+            "Messages per batch (whatever had arrived when it started).",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
         )
         self.inference_seconds = Histogram(
-            "streamnlp_inference_seconds", "Model time per batch.", buckets=_LATENCY_BUCKETS, registry=r
+            "streamnlp_inference_seconds", "Time of each model call.", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.model_batch_size = Histogram(
+            "streamnlp_model_batch_size",
+            "Texts per model call: whatever was queued when the model came free (natural batching).",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
         )
         self.end_to_end_seconds = Histogram(
             "streamnlp_end_to_end_seconds",

@@ -1,4 +1,4 @@
-"""One micro-batch of envelopes from consumed bytes to the records to publish: decode, label, encode.
+"""One batch of envelopes from consumed bytes to the records to publish: decode, label, encode.
 
 This is the whole labelling path without Kafka's clients: the Faust agent (``workers/app.py``) feeds it
 consumed batches and publishes each envelope's output; ``streamnlp tag`` feeds it lines of files. The
@@ -17,7 +17,7 @@ from .cache import LabelCache
 from .codecs import InputCodec, decode, encode_dead_letter, encode_output
 from .config import DEFAULT_PROFILE, WorkerSettings
 from .envelope import Envelope, Output, Source
-from .labeller import Job, Labeller, Model
+from .labeller import Job, Labeller, Model, Outcome
 from .logs import RateLimited
 from .metrics import Metrics
 from .model.check import require_heads
@@ -65,7 +65,7 @@ class Pipeline:
         )
         return cls(
             settings.input_codec(),
-            Labeller(cache, profiles, metrics),
+            Labeller(cache, profiles, metrics, max_batch=settings.batch_max_size),
             ModelSlot(model, metrics),
             topic_profiles=settings.topic_profiles(),
             output_topic=settings.output_topic_for,
@@ -80,40 +80,75 @@ class Pipeline:
         return self.slot.current
 
     def envelope(
-        self, source: Source, key: bytes | None, value: bytes | None, generation: int | None = None
+        self,
+        source: Source,
+        key: bytes | None,
+        value: bytes | None,
+        generation: int | None = None,
+        *,
+        queued: float = 0.0,
     ) -> Envelope:
         """The carrier of one consumed message. ``generation``: the model generation stamped when it was
-        consumed; None stamps it now."""
+        consumed; None stamps it now. ``queued``: seconds it waited in the worker for its batch."""
         if generation is None:
             generation = self.slot.stamp()
-        return Envelope(source, key, value, generation=generation, model=self.slot.model(generation))
+        model = self.slot.model(generation)
+        return Envelope(source, key, value, generation=generation, model=model, queued=queued)
 
     async def process(self, batch: Sequence[Envelope]) -> Sequence[Envelope]:
         """Give every envelope of ``batch`` its output: exactly one, a labelled record or a dead letter."""
         began = time.perf_counter()
         self.metrics.batch_size.observe(len(batch))
+        counts: Counter[tuple[str, ...]] = Counter()  # metric increments of the batch, made once each
         try:
             for envelope in batch:
-                self.metrics.messages_in.labels(envelope.source.topic).inc()
+                counts["in", envelope.source.topic] += 1
                 profile = self.topic_profiles.get(envelope.source.topic, DEFAULT_PROFILE)
                 decode(self.codec, envelope, profile, max_value_bytes=self.max_value_bytes)
             todo = [e for e in batch if e.pending]
             jobs = [Job(e.model, e.request.profile, e.request.text) for e in todo]  # type: ignore[union-attr, arg-type]
-            outcomes, inference = await self.labeller.label(jobs) if jobs else ([], 0.0)
+            outcomes, lookup = await self.labeller.label(jobs) if jobs else ([], 0.0)
+            stages: dict[int, Outcome] = {}
             for envelope, outcome in zip(todo, outcomes, strict=True):
                 if isinstance(outcome.labels, Exception):
                     envelope.fail(outcome.labels)
                 else:
                     envelope.labels, envelope.cached = outcome.labels, outcome.cached
-            timings = {"inference": inference * 1000, "batch": (time.perf_counter() - began) * 1000}
+                    stages[id(envelope)] = outcome
+            elapsed = time.perf_counter() - began
             for envelope in batch:
-                self._encode(envelope, timings)
+                outcome = stages.get(id(envelope))
+                timings = {
+                    "queued": envelope.queued * 1000,
+                    "cache": lookup * 1000,
+                    "model_wait": outcome.model_wait * 1000 if outcome else 0.0,
+                    "inference": outcome.inference * 1000 if outcome else 0.0,
+                    "batch": elapsed * 1000,
+                }
+                self._encode(envelope, timings, counts)
         finally:
             for generation, count in Counter(e.generation for e in batch).items():
                 self.slot.release(generation, count)
+            self._count(counts)
         return batch
 
-    def _encode(self, envelope: Envelope, timings: Mapping[str, float]) -> None:
+    def _count(self, counts: Counter[tuple[str, ...]]) -> None:
+        """One increment per metric series and batch: per message they cost the event loop more than
+        encoding the output does."""
+        m = self.metrics
+        for (kind, *labels), n in counts.items():
+            if kind == "in":
+                m.messages_in.labels(*labels).inc(n)
+            elif kind == "labelled":
+                m.labelled.labels(*labels).inc(n)
+            elif kind == "label":
+                m.labels.labels(*labels).inc(n)
+            elif kind == "truncated":
+                m.truncated.inc(n)
+
+    def _encode(
+        self, envelope: Envelope, timings: Mapping[str, float], counts: Counter[tuple[str, ...]]
+    ) -> None:
         request, labels = envelope.request, envelope.labels
         if envelope.failure is not None or request is None or labels is None:
             assert envelope.failure is not None, "an envelope is either labelled or failed"
@@ -126,11 +161,11 @@ class Pipeline:
             return
         topic = self.output_topic(envelope.source.topic, request.profile)
         envelope.output = Output(topic, encode_output(envelope, timings), dead=False)
-        self.metrics.labelled.labels(request.profile).inc()
+        counts["labelled", request.profile] += 1
         for head, label in labels.heads.items():
-            self.metrics.labels.labels(envelope.source.topic, head, label.label).inc()
+            counts["label", envelope.source.topic, head, label.label] += 1
         if labels.truncated:
-            self.metrics.truncated.inc()
+            counts["truncated",] += 1
 
     async def close(self) -> None:
         await self.labeller.close()

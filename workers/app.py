@@ -1,4 +1,9 @@
-"""The Faust app: consume the input topics in micro-batches, label, publish, then let Faust commit.
+"""The Faust app: consume the input topics in natural batches, label, publish, then let Faust commit.
+
+Batching (``streamnlp.batching``): the agent hands every consumed event to a batcher that starts a batch
+as soon as fewer than STREAMNLP_BATCHES_IN_FLIGHT are under way, with everything that has arrived (up
+to STREAMNLP_BATCH_MAX_SIZE); no timer. The labeller batches the uncached texts for the model the same
+way.
 
 At-least-once (the default): Faust commits an offset only after the agent has acknowledged the event,
 and the agent acknowledges a batch only after the brokers have acknowledged every record published for
@@ -37,6 +42,7 @@ from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 from faust.web import Request, Response, View
 
+from streamnlp.batching import Arrival, NaturalBatcher
 from streamnlp.config import WorkerSettings
 from streamnlp.envelope import Envelope, Source
 from streamnlp.kafka import MAX_MESSAGE_BYTES, ssl_context
@@ -80,6 +86,7 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         processing_guarantee=settings.processing_guarantee,
         producer_acks=-1,
+        producer_linger=settings.producer_linger,
         producer_max_request_size=MAX_MESSAGE_BYTES,
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         broker_commit_interval=settings.commit_interval,
@@ -122,42 +129,52 @@ def create_app(
     # Two batches of one partition in flight could commit the later one's outputs in a transaction
     # whose offsets stop before the earlier one: exactly-once runs one batch at a time.
     in_flight = 1 if settings.processing_guarantee == "exactly_once" else settings.batches_in_flight
-    # Model generation of each consumed message not yet in a batch, stamped as it leaves the consumer.
-    stamps: dict[tuple[str, int, int], int] = {}
+    app.batches_in_flight = in_flight
 
-    @app.agent(inputs, concurrency=in_flight)
+    @app.agent(inputs)
     async def label(stream: faust.StreamT) -> None:
-        if in_flight > 1:
+        # Events are acknowledged by `handle` once their outputs are (or when abandoned), never by the
+        # stream as it moves on.
+        stream.enable_acks = False
 
-            def stamp(value: Any) -> Any:
-                if (event := stream.current_event) is not None:
-                    message = event.message
-                    stamps[(message.topic, message.partition, message.offset)] = pipeline.slot.stamp()
-                return value
-
-            stream.add_processor(stamp)  # runs before take_events' own: in consumption order
-        async for events in stream.take_events(settings.batch_max_size, within=settings.batch_max_wait):
-            batch = [_envelope(pipeline, stamps, event.message) for event in events]
+        async def handle(arrivals: list[Arrival[tuple[Any, int | None]]]) -> None:
+            began = time.perf_counter()
+            events = [arrival.item[0] for arrival in arrivals]
+            batch = [_envelope(pipeline, arrival, began) for arrival in arrivals]
             await pipeline.process(batch)
             async with app.commit_gate:
                 # A message consumed before a rebalance that has happened since, or after this worker's
                 # last commit for its partition, is not published: the partition went on at the committed
                 # offset, so its owner reads the message again; publishing it too would label it twice.
+                published = events
                 current = [app.holds(event.message) for event in events]
                 if not all(current):
                     abandoned = app.abandon([e for e, ok in zip(events, current, strict=True) if not ok])
                     metrics.abandoned.inc(abandoned)
-                    events = [e for e, ok in zip(events, current, strict=True) if ok]
+                    published = [e for e, ok in zip(events, current, strict=True) if ok]
                     batch = [b for b, ok in zip(batch, current, strict=True) if ok]
                 pending = [await app.publish(envelope) for envelope in batch]
                 await asyncio.gather(*pending)  # acknowledged by the brokers before Faust may commit
-                for event in events:
-                    event.ack()  # safe to commit now, inside the gate (take_events acks again: a no-op)
+                for event in published:
+                    event.ack()  # safe to commit now, inside the gate
+            for event in events:
+                await stream.ack(event)  # Faust's bookkeeping (a no-op ack for those acked above)
             now = time.time() * 1000
             for envelope in batch:
                 if envelope.source.timestamp_ms:
                     metrics.end_to_end_seconds.observe(max(0.0, now - envelope.source.timestamp_ms) / 1000)
             _observe_lag(app, batch, metrics)
+
+        batcher = NaturalBatcher(handle, max_size=settings.batch_max_size, in_flight=in_flight)
+        try:
+            async for event in stream.events():
+                # With several batches in flight, concurrent batches interleave a partition's messages:
+                # each is stamped with the model generation as it leaves the consumer. With one, the
+                # batch is stamped when it starts, so a batch (and its transaction) has one version.
+                await batcher.put((event, pipeline.slot.stamp() if in_flight > 1 else None))
+            await batcher.drain()
+        finally:
+            batcher.cancel()
 
     if settings.model_poll_interval > 0:
 
@@ -182,8 +199,7 @@ def create_app(
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
-        stamps.clear()  # their buffered messages are consumed again, and stamped again
-        pipeline.slot.forget_stamps()
+        pipeline.slot.forget_stamps()  # messages still buffered are consumed again, and stamped again
 
     @app.page("/metrics")
     async def metrics_view(web: View, request: Request) -> Response:
@@ -275,6 +291,7 @@ class LabelApp(faust.App):
     pipeline: Pipeline
     output_partition: str = "input"  # STREAMNLP_OUTPUT_PARTITION
     partitions: Mapping[str, int] = MappingProxyType({})  # partition count of each topic, read at start
+    batches_in_flight: int = 1  # STREAMNLP_BATCHES_IN_FLIGHT, 1 in exactly-once mode
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -330,7 +347,7 @@ class LabelApp(faust.App):
         unacked = self.consumer.unacked
         for event in events:
             message = event.message
-            message.acked = True  # take_events' ack in its `finally` is a no-op for them now
+            message.acked = True  # the agent's stream.ack after the batch is a no-op for them now
             unacked.discard(message)
         return len(events)
 
@@ -391,9 +408,12 @@ def _not_copartitioned(settings: WorkerSettings, partitions: Mapping[str, int]) 
     return pairs
 
 
-def _envelope(pipeline: Pipeline, stamps: dict[tuple[str, int, int], int], message: Any) -> Envelope:
-    generation = stamps.pop((message.topic, message.partition, message.offset), None)
-    return pipeline.envelope(_source(message), message.key, message.value, generation)
+def _envelope(pipeline: Pipeline, arrival: Arrival[tuple[Any, int | None]], began: float) -> Envelope:
+    event, generation = arrival.item
+    message = event.message
+    return pipeline.envelope(
+        _source(message), message.key, message.value, generation, queued=max(0.0, began - arrival.at)
+    )
 
 
 def _observe_lag(app: faust.App, batch: Sequence[Envelope], metrics: Any) -> None:

@@ -157,8 +157,16 @@ async def test_redis_outage_mid_stream_loses_nothing_and_caching_resumes(
         assert {o["id"] for o in outputs} == {
             f"{p}-{i}" for p, n in (("a", 1000), ("b", 1000), ("c", 1000)) for i in range(n)
         }
+        # The worker tries Redis again when its backoff ends (at most 30 s after the last failure), and
+        # the stream above may be labelled sooner than that: keep new texts coming until it has.
         client = redis.Redis.from_url(own_redis.url)
-        keys = client.keys("*")
+        fresh = chats(400, seed=24)
+        for round_ in range(40):
+            if keys := client.keys("*"):
+                break
+            await stream.produce(as_values(fresh[round_ * 10 : round_ * 10 + 10], f"d{round_}"))
+            await stream.collect(3000 + 10 * (round_ + 1))
+            await asyncio.sleep(1.0)
         assert keys, "caching did not resume after Redis came back"
         assert all(re.fullmatch(rb"snlp:1:[0-9a-f]{64}", k) for k in keys), "a cache key is not a hash"
     finally:

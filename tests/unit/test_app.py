@@ -49,14 +49,15 @@ def test_exactly_once_mode_sends_each_record_in_its_input_partitions_transaction
 
 
 def test_batches_run_concurrently_in_at_least_once_mode_but_one_at_a_time_in_exactly_once(model) -> None:
-    def concurrency(**env: str) -> int:
+    def in_flight(**env: str) -> int:
         settings = WorkerSettings.from_env({"STREAMNLP_BATCHES_IN_FLIGHT": "3", **env})
         app = create_app(settings, Pipeline.from_settings(settings, model, use_redis=False))
         (agent,) = app.agents.values()
-        return agent.concurrency
+        assert agent.concurrency == 1, "one consumer loop; the batcher runs the batches"
+        return app.batches_in_flight
 
-    assert concurrency() == 3
-    assert concurrency(STREAMNLP_PROCESSING_GUARANTEE="exactly_once") == 1
+    assert in_flight() == 3
+    assert in_flight(STREAMNLP_PROCESSING_GUARANTEE="exactly_once") == 1
 
 
 def test_faust_keeps_its_data_under_the_data_dir_setting_not_the_working_directory(model, tmp_path) -> None:
@@ -88,7 +89,7 @@ def test_an_abandoned_message_is_never_acknowledged_so_no_commit_covers_it(model
     consumer.unacked.add(dropped)
     assert app.abandon([SimpleNamespace(message=dropped)]) == 1
     assert dropped not in consumer.unacked, "Faust would wait for it before a rebalance or a stop"
-    assert dropped.ack(consumer) is False  # take_events' own ack in its `finally` changes nothing
+    assert dropped.ack(consumer) is False  # the agent's stream.ack after the batch changes nothing
     assert kept.ack(consumer) is True
     assert list(consumer._acked[TP("chats", 0)]) == [20]  # only the published one can be committed
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from streamnlp.cache import LRU, LabelCache, cache_key, normalise
@@ -57,6 +58,16 @@ async def test_an_unreachable_redis_is_counted_backed_off_and_labels_still_flow(
     assert cache.redis_available
     await cache.get_many(["k2"])
     assert errors == [1, 1]
+    await cache.close()
+
+
+async def test_round_trips_failing_together_lengthen_the_backoff_by_one_step() -> None:
+    now = [0.0]
+    cache = LabelCache("redis://127.0.0.1:1/0", ttl=60, lru_size=10, clock=lambda: now[0])
+    await asyncio.gather(cache.get_many(["a"]), cache.get_many(["b"]), cache.put_many([("c", LABELS)]))
+    assert cache.stats.redis_errors == 3  # every failed round trip is counted
+    now[0] = 1.0  # the first step of the backoff (0.5 s x 2), not the third (4 s)
+    assert cache.redis_available
     await cache.close()
 
 
