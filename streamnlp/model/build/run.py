@@ -229,7 +229,10 @@ def teacher_cmd(
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from exc
     corpus = load_corpus(data_dir, CORPUS_SEED)
-    accuracy = make_soft_labels(corpus, folder, out, sources or SOFT_SOURCES, threads)
+    try:
+        accuracy = make_soft_labels(corpus, folder, out, sources or SOFT_SOURCES, threads)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps({"teacher": str(folder), "out_of_fold_accuracy": accuracy}, indent=2))
 
 

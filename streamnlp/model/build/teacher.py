@@ -70,7 +70,7 @@ class FrozenEncoder:
     def features(self, texts: Sequence[str], batch_size: int = 64, desc: str = "teacher") -> np.ndarray:
         ids = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # little padding per batch
-        out = np.zeros((len(ids), 384), dtype=np.float32)
+        out: np.ndarray | None = None  # sized by the first batch: the encoder's hidden size
         for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", mininterval=10):
             rows = order[start : start + batch_size]
             width = max(len(ids[i]) for i in rows)
@@ -83,7 +83,11 @@ class FrozenEncoder:
                 None, {"input_ids": x, "attention_mask": m, "token_type_ids": np.zeros_like(x)}
             )
             cls = hidden[:, 0]
+            if out is None:
+                out = np.zeros((len(ids), cls.shape[1]), dtype=np.float32)
             out[rows] = cls / np.linalg.norm(cls, axis=1, keepdims=True)
+        if out is None:
+            raise ValueError("no texts to compute teacher features for")
         return out
 
 
@@ -115,6 +119,11 @@ def make_soft_labels(
     corpus: Corpus, teacher: Path, out_dir: Path, sources: Sequence[str] = SOFT_SOURCES, threads: int = 2
 ) -> dict[str, float]:
     """Compute and store every source's soft labels; returns each source's out-of-fold accuracy."""
+    unknown = sorted(set(sources) - set(corpus.sources))
+    if unknown:
+        raise ValueError(
+            f"no such source(s): {', '.join(unknown)}; known: {', '.join(sorted(corpus.sources))}"
+        )
     encoder = FrozenEncoder(teacher, threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     accuracy: dict[str, float] = {}
