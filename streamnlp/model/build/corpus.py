@@ -101,6 +101,22 @@ _ASKS = re.compile(
 )
 # A lexicon compound score inside this band counts as "no sentiment" for the plain-request neutral set.
 PLAIN_BAND = 0.05
+DEFAULT_PER_EPOCH: dict[str, int] = {
+    "semeval": 15000,
+    "goemotions": 12000,
+    "sst2": 8000,
+    "sst2_sentences": 0,
+    "emotion": 2000,
+    "plain_requests": 5000,
+    "problem_statements": 2500,
+    "bitext": 5000,
+    "banking77": 6000,
+    "clinc150": 8000,
+    "hwu64": 8000,
+    "mtsamples": 2000,
+}
+"""Rows each source contributes to an epoch (drawn with repeats when larger than the source)."""
+SENTENCE_WORDS = 12  # an SST-2 row this long is (nearly always) a whole review sentence, not a phrase
 
 # Function words: what stays of an utterance when its content words are dropped is its phrasing template.
 _FUNCTION_WORDS = frozenset(
@@ -180,6 +196,19 @@ def split_by_phrasing(
         elif not t and not c:
             train.append((text, label))
     return train, held
+
+
+def split_sentences(
+    rows: Sequence[tuple[str, str]], n: int, seed: int
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
+    """(rows to train on, the whole sentences among them, ``n`` held-out whole sentences).
+
+    SST-2's training rows are mostly short phrases, while reviews (and SST-2's own dev split) are
+    sentences whose polarity is built by contrast and negation: the long rows get a source of their own,
+    so that an epoch holds enough of them, and ``n`` of them are held out for selection."""
+    sentences, held = hold_out([r for r in rows if len(r[0].split()) >= SENTENCE_WORDS], n, seed)
+    unseen = set(held)
+    return [r for r in rows if r not in unseen], sentences, held
 
 
 def hold_out(
@@ -270,6 +299,7 @@ def load_corpus(data_dir: Path, seed: int = 13, per_epoch: dict[str, int] | None
     hwu_train, hwu_sel = hold_out(hwu, 1000, seed)
     medical_train, medical_sel = hold_out(medical, 150, seed, stratify=True)
     sst2_train, sst2_sel = hold_out(sst2, 2000, seed)
+    sst2_train, sst2_sentences, sst2_sentences_sel = split_sentences(sst2_train, 1000, seed)
 
     # Plain requests (neutral) from the training parts of the intent sets only, so held-out and
     # held-out-template rows stay unseen; the held-out templates measure the neutral rate on new phrasings.
@@ -288,24 +318,15 @@ def load_corpus(data_dir: Path, seed: int = 13, per_epoch: dict[str, int] | None
     )
     problems_held = problem_statements(bitext_templates)
 
-    n = {
-        "semeval": 15000,
-        "goemotions": 12000,
-        "sst2": 8000,
-        "emotion": 2000,
-        "plain_requests": 5000,
-        "problem_statements": 2500,
-        "bitext": 5000,
-        "banking77": 6000,
-        "clinc150": 8000,
-        "hwu64": 8000,
-        "mtsamples": 2000,
-    }
+    n = dict(DEFAULT_PER_EPOCH)
     n.update(per_epoch or {})
     sources = {
         "semeval": _source("semeval", "sentiment", semeval, SENTIMENT, per_epoch=n["semeval"]),
         "goemotions": _source("goemotions", "sentiment", goemo, SENTIMENT, per_epoch=n["goemotions"]),
         "sst2": _source("sst2", "sentiment", sst2_train, BINARY, per_epoch=n["sst2"], binary=True),
+        "sst2_sentences": _source(
+            "sst2_sentences", "sentiment", sst2_sentences, BINARY, per_epoch=n["sst2_sentences"], binary=True
+        ),
         "emotion": _source("emotion", "sentiment", emotion, BINARY, per_epoch=n["emotion"], binary=True),
         "plain_requests": _source(
             "plain_requests",
@@ -378,6 +399,9 @@ def load_corpus(data_dir: Path, seed: int = 13, per_epoch: dict[str, int] | None
             "tweeteval_val", "sentiment", tweets_val, SENTIMENT, oos=False, metric="macro_recall"
         ),
         "sst2": sel("sst2", "sentiment", sst2_sel, SENTIMENT, oos=False, metric="binary_accuracy"),
+        "sst2_sentences": sel(
+            "sst2_sentences", "sentiment", sst2_sentences_sel, SENTIMENT, oos=False, metric="binary_accuracy"
+        ),
         "bitext": sel(
             "bitext", "intent_ecommerce", bitext_sel, heads["intent_ecommerce"], oos=False, metric="accuracy"
         ),

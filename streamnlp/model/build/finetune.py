@@ -67,6 +67,9 @@ class Progress:
     best_epoch: int = -1
     train_seconds: float = 0.0
     samples: int = 0
+    # The command-line choices the run started with (start weights, overrides, mix, trainable table):
+    # a resumed run must be given the same ones, and the model card says what each run did.
+    recipe: dict[str, object] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

@@ -48,6 +48,8 @@ def prepare(  # type: ignore[no-untyped-def]
     seed: int | None = None,
     fraction: float = 1.0,
     soft_labels: Path | None = None,
+    per_epoch: dict[str, int] | None = None,
+    train_word_table: bool = False,
 ):
     """Corpus, model and a :class:`~streamnlp.model.build.finetune.Run` (not yet resumed).
 
@@ -74,7 +76,7 @@ def prepare(  # type: ignore[no-untyped-def]
     sched = FinetuneSchedule()
     overrides = {"epochs": epochs, "lr": lr, "seed": seed}
     sched = dataclasses.replace(sched, **{k: v for k, v in overrides.items() if v is not None})
-    corpus = load_corpus(data_dir, CORPUS_SEED)  # fixed: the held-out splits never move
+    corpus = load_corpus(data_dir, CORPUS_SEED, per_epoch)  # fixed seed: the held-out splits never move
     if soft_labels is not None:
         from streamnlp.model.build.teacher import attach_soft_labels
 
@@ -93,6 +95,8 @@ def prepare(  # type: ignore[no-untyped-def]
         from streamnlp.model.build.finetune import load_compact
 
         load_compact(model, start_from)
+    if train_word_table:  # after loading: a start file without the table takes it from ``init``
+        model.word.weight.requires_grad_(True)
     encode, encode_whole, encode_window = _encoders(init / "tokenizer.json")
     teacher = None
     if factorized_from is not None:
@@ -117,6 +121,46 @@ _threads = click.option("--threads", type=int, default=2, show_default=True)
 _minutes = click.option(
     "--minutes", type=float, default=0.0, help="Stop (resumably) after this long; 0 = run to the end."
 )
+
+
+def _per_epoch(pairs: tuple[str, ...]) -> dict[str, int]:
+    """``SOURCE=ROWS`` options as a dict; an unknown source or a non-count is refused, known ones listed."""
+    from streamnlp.model.build.corpus import DEFAULT_PER_EPOCH
+
+    out: dict[str, int] = {}
+    for pair in pairs:
+        name, _, rows = pair.partition("=")
+        if name not in DEFAULT_PER_EPOCH or not rows.isdigit():
+            raise click.BadParameter(
+                f"{pair!r}: expected SOURCE=ROWS with SOURCE one of {', '.join(sorted(DEFAULT_PER_EPOCH))}",
+                param_hint="--per-epoch",
+            )
+        out[name] = int(rows)
+    return out
+
+
+def _progress_files(paths: tuple[Path, ...]) -> list[Path]:
+    """Each ``--earlier-state``: a state folder (its progress.json), a progress file, or a folder of
+    numbered progress files (``runs/1.json``, ``runs/2.json``, ... in run order)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_file():
+            files.append(path)
+        elif (path / "progress.json").exists():
+            files.append(path / "progress.json")
+        else:
+            numbered = sorted(path.glob("*.json"), key=lambda f: (len(f.stem), f.stem))
+            if not numbered:
+                raise click.BadParameter(
+                    f"{path} holds no progress.json nor numbered runs", param_hint="--earlier-state"
+                )
+            files.extend(numbered)
+    return files
+
+
+def _resumable(recipe: dict[str, object]) -> dict[str, object]:
+    """What must match when a run resumes (the start file is read only at step 0)."""
+    return {k: v for k, v in recipe.items() if k != "start_from"}
 
 
 @click.group()
@@ -154,6 +198,18 @@ def cli() -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of teacher soft labels (from `streamnlp model teacher`) mixed into the loss.",
 )
+@click.option(
+    "--per-epoch",
+    "per_epoch",
+    multiple=True,
+    metavar="SOURCE=ROWS",
+    help="Rows drawn from SOURCE per epoch (repeatable; repeat them on resume), e.g. sst2_sentences=8000.",
+)
+@click.option(
+    "--train-word-table",
+    is_flag=True,
+    help="Train the word table too (its fp16 copy then enters the compact state: +23 MB).",
+)
 def train_cmd(
     data_dir: Path,
     init: Path,
@@ -168,6 +224,8 @@ def train_cmd(
     lr: float | None,
     seed: int | None,
     soft_labels: Path | None,
+    per_epoch: tuple[str, ...],
+    train_word_table: bool,
 ) -> None:
     """Fine-tune model v2 (resumable; commit --state-dir before a session ends)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -182,8 +240,26 @@ def train_cmd(
         lr=lr,
         seed=seed,
         soft_labels=soft_labels,
+        per_epoch=_per_epoch(per_epoch),
+        train_word_table=train_word_table,
     )
     click.echo(f"resuming from: {run.resume()}", err=True)
+    recipe = {
+        "start_from": str(start_from) if start_from else None,
+        "epochs": epochs,
+        "lr": lr,
+        "seed": seed,
+        "soft_labels": str(soft_labels) if soft_labels else None,
+        "per_epoch": _per_epoch(per_epoch),
+        "train_word_table": train_word_table,
+    }
+    if run.progress.step == 0 and not run.progress.recipe:
+        run.progress.recipe = recipe
+    elif not select_only and run.progress.recipe and _resumable(run.progress.recipe) != _resumable(recipe):
+        raise click.UsageError(
+            f"{state_dir} holds a run started with {json.dumps(run.progress.recipe)}; resume it with the"
+            " same options (or give a new --state-dir)"
+        )
     if select_only:
         from streamnlp.model.build.finetune import evaluate_selection
 
@@ -324,9 +400,10 @@ def factorize_cmd(
 @click.option(
     "--earlier-state",
     "earlier",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=click.Path(exists=True, path_type=Path),
     multiple=True,
-    help="State folders of the runs this one continued from, oldest first (their compute enters the card).",
+    help="The runs this one continued from, oldest first (their compute enters the card): state folders,"
+    " progress files, or a folder of them (training-state/runs: 1.json, 2.json, ...).",
 )
 @click.option(
     "--embedding-dim",
@@ -372,7 +449,7 @@ def ship_cmd(
         version=version,
         eval_rows=eval_rows,
         weights=weights,
-        earlier=[json.loads((d / "progress.json").read_text()) | {"state_dir": str(d)} for d in earlier],
+        earlier=[json.loads(f.read_text()) | {"state_dir": str(f.parent)} for f in _progress_files(earlier)],
     )
     click.echo(f"wrote {out_dir}", err=True)
 
