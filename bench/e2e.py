@@ -147,6 +147,9 @@ def e2e(texts: list[str], count: int = 4000, seconds: float = 15.0) -> dict[str,
         rss_after_saturation = worker.rss_mb()
     finally:
         worker.stop()
+    # The model in a thread of the worker instead of its own process (STREAMNLP_MODEL_PROCESS=false):
+    # what the default buys, side by side in this run.
+    thread_sustained = saturated_seq_s("e2e-thread", texts, count, STREAMNLP_MODEL_PROCESS="false")
     echo_sustained = saturated_seq_s("e2e-echo", texts, count, command=ECHO)
     ceiling = model_ceiling(texts, batch)
     full_batch_ms = batch / ceiling * 1000  # the model's time for one full batch
@@ -166,6 +169,8 @@ def e2e(texts: list[str], count: int = 4000, seconds: float = 15.0) -> dict[str,
         "sustained_seq_s": round(sustained, 1),
         "echo_sustained_seq_s": round(echo_sustained, 1),
         "e2e_over_ceiling": round(sustained / ceiling, 3),
+        "thread_sustained_seq_s": round(thread_sustained, 1),
+        "thread_e2e_over_ceiling": round(thread_sustained / ceiling, 3),
         "worker_rss_mb": round(rss_after_saturation, 1),
         "open_loop": rows,
     }
@@ -174,6 +179,10 @@ def e2e(texts: list[str], count: int = 4000, seconds: float = 15.0) -> dict[str,
         f"model ceiling (batch {batch}, 1 thread): {ceiling:.0f} seq/s; a full batch {full_batch_ms:.1f} ms"
     )
     print(f"end to end, saturated, one worker: {sustained:.0f} seq/s  -> ratio {sustained / ceiling:.2f}")
+    print(
+        f"  the same with the model in a thread of the worker: {thread_sustained:.0f} seq/s"
+        f"  -> ratio {thread_sustained / ceiling:.2f}"
+    )
     print(f"echo peer, saturated: {echo_sustained:.0f} msg/s (the transport alone)")
     if naive:
         print(f"vs naive peer end to end: {sustained / naive['naive_sustained_seq_s']:.1f}x")

@@ -83,7 +83,8 @@ class Worker(WorkerProcess):
         import psutil
 
         assert self.proc is not None
-        return psutil.Process(self.proc.pid).memory_info().rss / 2**20
+        worker = psutil.Process(self.proc.pid)  # with its model process (STREAMNLP_MODEL_PROCESS)
+        return sum(p.memory_info().rss for p in [worker, *worker.children(recursive=True)]) / 2**20
 
 
 # Where a labelled record's time goes, in order; they add up to its latency from send to arrival.
@@ -130,7 +131,12 @@ class CpuMeter:
         self._psutil = psutil
         self.processes: dict[str, list[psutil.Process]] = {
             "load_generator": [psutil.Process()],
-            "worker": [psutil.Process(pid) for pid in worker_pids],
+            # a worker's model process (STREAMNLP_MODEL_PROCESS) counts as the worker
+            "worker": [
+                proc
+                for pid in worker_pids
+                for proc in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+            ],
             "broker": [],
             "redis": [],
         }

@@ -69,6 +69,8 @@ def e2e_markdown(summary: dict[str, Any]) -> str:
                     "sustained_seq_s",
                     "echo_sustained_seq_s",
                     "e2e_over_ceiling",
+                    "thread_sustained_seq_s",
+                    "thread_e2e_over_ceiling",
                     "worker_rss_mb",
                 )
             ]

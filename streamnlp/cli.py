@@ -19,6 +19,7 @@ from .config import DEFAULT_PROFILE, WorkerSettings
 
 if TYPE_CHECKING:
     from .dev.settings import ServiceSettings
+    from .model.isolated import ProcessModel
     from .model.runtime import LabelModel
     from .pipeline import Pipeline
 
@@ -186,12 +187,18 @@ def _worker_settings(config_file: Path | None, **overrides: object) -> WorkerSet
     return WorkerSettings.from_env(environ, **overrides)
 
 
-def _load_model(settings: WorkerSettings) -> LabelModel:
-    """The model STREAMNLP_MODEL_PATH names, checked against every configured profile."""
-    from .model.check import load_checked
+def _load_model(settings: WorkerSettings, *, serving: bool = False) -> LabelModel | ProcessModel:
+    """The model STREAMNLP_MODEL_PATH names, checked against every configured profile; for a worker
+    (``serving``) in a process of its own when STREAMNLP_MODEL_PROCESS says so."""
+    from .model.check import load_serving
 
     try:
-        return load_checked(settings.model_dir(), settings.profiles(), threads=settings.onnx_threads)
+        return load_serving(
+            settings.model_dir(),
+            settings.profiles(),
+            threads=settings.onnx_threads,
+            own_process=serving and settings.model_process,
+        )
     except ModelError as exc:  # the one place that knows which setting named the directory
         raise ModelError(
             f"cannot load the model (STREAMNLP_MODEL_PATH={settings.model_path}): {exc}"
@@ -226,7 +233,7 @@ def worker_cmd(config_file: Path | None) -> None:
     settings = _worker_settings(config_file)
     logs = logging_config(settings.log_level, settings.log_format)
     logging.config.dictConfig(logs)  # from the first line on, as Faust configures it later
-    model = _load_model(settings)
+    model = _load_model(settings, serving=True)
     serve(settings, Pipeline.from_settings(settings, model), logs)
 
 

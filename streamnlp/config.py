@@ -148,6 +148,13 @@ class WorkerSettings(Settings):
     onnx_threads: int = setting(
         "ONNX_THREADS", 1, "onnxruntime intra-op threads; one thread per worker process is the safe default."
     )
+    model_process: bool = setting(
+        "MODEL_PROCESS",
+        True,
+        "Run the model in a child process of the worker (true) rather than in one of its threads: inference "
+        "then never waits for the interpreter lock the event loops hold (measured in bench/RESULTS.md, "
+        "issue 13), and a crash inside the model costs a restart of the child, not of the worker.",
+    )
     redis_url: str = setting(
         "REDIS_URL",
         "redis://127.0.0.1:16379/0",

@@ -169,3 +169,4 @@ class Pipeline:
 
     async def close(self) -> None:
         await self.labeller.close()
+        self.slot.close()

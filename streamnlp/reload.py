@@ -75,7 +75,14 @@ class ModelSlot:
 
     def _prune(self) -> None:
         for generation in [g for g in self._models if g != self.generation and g not in self._holding]:
-            del self._models[generation]
+            model = self._models.pop(generation)
+            if all(model is not kept for kept in self._models.values()):
+                _close(model)
+
+    def close(self) -> None:
+        """Stop every model held (a model in a process of its own stops its process)."""
+        for model in self._models.values():
+            _close(model)
 
     def _show(self, old: Model | None, new: Model) -> None:
         if self._metrics is None:
@@ -83,6 +90,13 @@ class ModelSlot:
         if old is not None and (old.name, old.version) != (new.name, new.version):
             self._metrics.model_loaded.remove(old.name, old.version)
         self._metrics.model_loaded.labels(new.name, new.version).set(1)
+
+
+def _close(model: Model) -> None:
+    # Only a model with something to release has close() (streamnlp.model.isolated.ProcessModel).
+    close = getattr(model, "close", None)
+    if close is not None:
+        close()
 
 
 def fingerprint(path: Path) -> tuple[str, int, int, int] | None:

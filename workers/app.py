@@ -46,7 +46,7 @@ from streamnlp.batching import Arrival, NaturalBatcher
 from streamnlp.config import WorkerSettings
 from streamnlp.envelope import Envelope, Source
 from streamnlp.kafka import MAX_MESSAGE_BYTES, ssl_context
-from streamnlp.model.check import load_checked
+from streamnlp.model.check import load_serving
 from streamnlp.pipeline import Pipeline
 from streamnlp.reload import Reloader
 
@@ -122,7 +122,12 @@ def create_app(
     reloader = Reloader(
         pipeline.slot,
         settings.model_dir(),
-        functools.partial(load_checked, profiles=settings.profiles(), threads=settings.onnx_threads),
+        functools.partial(
+            load_serving,
+            profiles=settings.profiles(),
+            threads=settings.onnx_threads,
+            own_process=settings.model_process,
+        ),
         metrics,
     )
 

@@ -6,9 +6,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from streamnlp._errors import ModelError
 from streamnlp.model.runtime import LabelModel
+
+if TYPE_CHECKING:
+    from streamnlp.model.isolated import ProcessModel
 
 # Any short text does: the smoke prediction proves the graph runs and its outputs decode, not quality.
 SMOKE_TEXTS = ("where is my order?", "thank you, that was quick")
@@ -32,6 +36,22 @@ def smoke_test(model: LabelModel, heads: Sequence[str]) -> None:
                 raise ModelError(f"smoke prediction: head {head!r} gave no label of its own")
             if not (math.isfinite(answer.score) and 0.0 <= answer.score <= 1.0):
                 raise ModelError(f"smoke prediction: head {head!r} scored {answer.score}")
+
+
+def load_serving(
+    path: str | os.PathLike[str],
+    profiles: Mapping[str, Sequence[str]],
+    *,
+    threads: int = 1,
+    own_process: bool = False,
+) -> LabelModel | ProcessModel:
+    """What a worker serves: :func:`load_checked`, in a child process of its own when ``own_process``
+    (STREAMNLP_MODEL_PROCESS; see ``streamnlp.model.isolated``). Blocking: call it off the event loop."""
+    if own_process:
+        from streamnlp.model.isolated import ProcessModel
+
+        return ProcessModel.load(path, profiles, threads=threads)
+    return load_checked(path, profiles, threads=threads)
 
 
 def load_checked(

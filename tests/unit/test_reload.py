@@ -135,3 +135,25 @@ async def test_loading_a_model_does_not_block_the_event_loop(model, tmp_path) ->
 
 def load_checked_all(path: Path) -> LabelModel:
     return load_checked(path, DEFAULT_PROFILES)
+
+
+class Closable:
+    """A model stand-in that records being closed (as a model in its own process stops its process)."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_replaced_model_is_closed_once_its_last_message_is_labelled_and_the_current_one_at_close() -> None:
+    first, second = Closable(), Closable()
+    slot = ModelSlot(first)  # type: ignore[arg-type]
+    held = slot.stamp()
+    slot.install(second)  # type: ignore[arg-type]
+    assert not first.closed, "closed while a consumed message still needed it"
+    slot.release(held)
+    assert first.closed and not second.closed
+    slot.close()
+    assert second.closed
