@@ -5,8 +5,9 @@ or a failure. Texts the cache does not know go into one queue in front of the mo
 is free it takes everything queued, up to ``max_batch`` texts, whichever batch of messages asked for them
 (natural batching: no timer, so an idle model starts at once, and a busy one gets a bigger batch next).
 A text already queued or in the model is waited for, not labelled again; a failed model call is retried
-one text at a time, so one poison text cannot stall a partition. Inference runs in one worker thread, off
-the event loop, one call at a time.
+one text at a time, so one poison text cannot stall a partition. Inference is called from one worker
+thread, off the event loop, one call at a time (the model itself may live in a process of its own:
+``streamnlp.model.isolated``).
 """
 
 from __future__ import annotations
