@@ -114,15 +114,7 @@ class ProcessModel:
         """Start a child, load and check ``path`` there; :class:`ModelError` says what is wrong with it.
         Blocking (a process start and a model load): call it off the event loop."""
         spec = _Spec(str(path), {p: tuple(h) for p, h in profiles.items()}, threads, None)
-        child = _Child()
-        try:
-            info: _Info = child.call(("load", spec))
-        except _ChildDied as exc:
-            child.stop()
-            raise ModelError(f"the model process for {path} died while loading it ({exc})") from exc
-        except BaseException:
-            child.stop()
-            raise
+        child, info = _start(spec)
         return cls(_Spec(spec.path, spec.profiles, threads, info.version), child, info)
 
     @property
@@ -164,13 +156,21 @@ class ProcessModel:
     def _restart(self) -> None:
         assert self._child is not None
         self._child.stop()
-        child = _Child()
-        try:
-            child.call(("load", self._spec))
-        except BaseException:
-            child.stop()
-            raise
-        self._child = child
+        self._child, _ = _start(self._spec)
+
+
+def _start(spec: _Spec) -> tuple[_Child, _Info]:
+    """A child that has loaded and checked ``spec``; :class:`ModelError` (a child dying while it loads
+    included) otherwise, with no child left running."""
+    child = _Child()
+    try:
+        return child, child.call(("load", spec))
+    except _ChildDied as exc:
+        child.stop()
+        raise ModelError(f"the model process for {spec.path} died while loading it ({exc})") from exc
+    except BaseException:
+        child.stop()
+        raise
 
 
 # --- in the child ------------------------------------------------------------------------------------

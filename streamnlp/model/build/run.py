@@ -229,6 +229,7 @@ def train_cmd(
 ) -> None:
     """Fine-tune model v2 (resumable; commit --state-dir before a session ends)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    mix = _per_epoch(per_epoch)
     run = prepare(
         data_dir,
         init,
@@ -240,7 +241,7 @@ def train_cmd(
         lr=lr,
         seed=seed,
         soft_labels=soft_labels,
-        per_epoch=_per_epoch(per_epoch),
+        per_epoch=mix,
         train_word_table=train_word_table,
     )
     click.echo(f"resuming from: {run.resume()}", err=True)
@@ -250,7 +251,7 @@ def train_cmd(
         "lr": lr,
         "seed": seed,
         "soft_labels": str(soft_labels) if soft_labels else None,
-        "per_epoch": _per_epoch(per_epoch),
+        "per_epoch": mix,
         "train_word_table": train_word_table,
     }
     if run.progress.step == 0 and not run.progress.recipe:
