@@ -53,7 +53,7 @@ class Pipeline:
     def from_settings(cls, settings: WorkerSettings, model: Model, *, use_redis: bool = True) -> Pipeline:
         """The pipeline the settings describe; :class:`ModelError` if ``model`` lacks a profile's head."""
         profiles = settings.profiles()
-        require_heads(model, profiles)  # type: ignore[arg-type]
+        require_heads(model, profiles)
         metrics = Metrics()
         cache = LabelCache(
             settings.redis_url if use_redis else None,

@@ -107,7 +107,7 @@ def create_app(
     app.output_partition = settings.output_partition
     app.partitions = dict(partitions or {})
     if settings.output_partition == "input":
-        for source, destination in _not_copartitioned(settings, app.partitions):
+        for source, destination in _not_copartitioned(settings, app._copartitioned):
             log.warning(
                 "outputs of %s go to %s by key, not by input partition: %s has %s partitions, %s has %s",
                 source,
@@ -295,8 +295,9 @@ class LabelApp(faust.App):
 
     pipeline: Pipeline
     output_partition: str = "input"  # STREAMNLP_OUTPUT_PARTITION
-    partitions: Mapping[str, int] = MappingProxyType({})  # partition count of each topic, read at start
     batches_in_flight: int = 1  # STREAMNLP_BATCHES_IN_FLIGHT, 1 in exactly-once mode
+    _partitions: Mapping[str, int] = MappingProxyType({})
+    _copartitioned: frozenset[tuple[str, str]] = frozenset()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -356,6 +357,17 @@ class LabelApp(faust.App):
             unacked.discard(message)
         return len(events)
 
+    @property
+    def partitions(self) -> Mapping[str, int]:
+        """The partition count of each topic, read at start."""
+        return self._partitions
+
+    @partitions.setter
+    def partitions(self, counts: Mapping[str, int]) -> None:
+        # What partition_for needs, worked out once for every pair of topics, not again per message.
+        self._partitions = MappingProxyType(dict(counts))
+        self._copartitioned = _copartitioned(self._partitions)
+
     def partition_for(self, envelope: Envelope) -> int | None:
         """The output's partition: the input's partition number when ``STREAMNLP_OUTPUT_PARTITION`` is
         ``input`` and both topics have the same partition count; otherwise None (the producer's murmur2
@@ -363,10 +375,8 @@ class LabelApp(faust.App):
         output = envelope.output
         if self.output_partition != "input" or output is None:
             return None
-        count = self.partitions.get(output.topic)
-        if count is None or count != self.partitions.get(envelope.source.topic):
-            return None
-        return envelope.source.partition
+        source = envelope.source
+        return source.partition if (source.topic, output.topic) in self._copartitioned else None
 
     async def publish(self, envelope: Envelope) -> Awaitable[Any]:
         """Send the envelope's output with the input's key, to the partition ``partition_for`` chooses;
@@ -399,17 +409,25 @@ class LabelApp(faust.App):
         await self.pipeline.close()
 
 
-def _not_copartitioned(settings: WorkerSettings, partitions: Mapping[str, int]) -> list[tuple[str, str]]:
+def _copartitioned(partitions: Mapping[str, int]) -> frozenset[tuple[str, str]]:
+    """(topic, topic) pairs with the same partition count: an output of the first may go to the second's
+    partition of the same number. A topic whose count is unknown is in no pair."""
+    by_count: dict[int, list[str]] = {}
+    for topic, count in partitions.items():
+        by_count.setdefault(count, []).append(topic)
+    return frozenset((a, b) for topics in by_count.values() for a in topics for b in topics)
+
+
+def _not_copartitioned(
+    settings: WorkerSettings, copartitioned: frozenset[tuple[str, str]]
+) -> list[tuple[str, str]]:
     """(input topic, destination topic) pairs whose partition counts differ or are unknown."""
     pairs = []
     for source, profile in settings.topic_profiles().items():
         destinations = {settings.output_topic_for(source, profile), settings.dlq_topic}
         if "{profile}" in settings.output_topic:
             destinations |= {settings.output_topic_for(source, p) for p in settings.profiles()}
-        for destination in sorted(destinations):
-            count = partitions.get(destination)
-            if count is None or count != partitions.get(source):
-                pairs.append((source, destination))
+        pairs += [(source, d) for d in sorted(destinations) if (source, d) not in copartitioned]
     return pairs
 
 

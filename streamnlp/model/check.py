@@ -1,24 +1,37 @@
 """Is this model directory fit to serve these profiles? One check for start-up, hot reload and
-``streamnlp model check``, so a model that passes before deployment passes in the worker too."""
+``streamnlp model check``, so a model that passes before deployment passes in the worker too.
+
+onnxruntime and tokenizers are imported only where a session is built (:func:`load_checked`): a worker
+whose model runs in a process of its own imports this module too, and never needs them."""
 
 from __future__ import annotations
 
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from streamnlp._errors import ModelError
-from streamnlp.model.runtime import LabelModel
 
 if TYPE_CHECKING:
     from streamnlp.model.isolated import ProcessModel
+    from streamnlp.model.runtime import LabelModel
 
 # Any short text does: the smoke prediction proves the graph runs and its outputs decode, not quality.
 SMOKE_TEXTS = ("where is my order?", "thank you, that was quick")
 
 
-def require_heads(model: LabelModel, profiles: Mapping[str, Sequence[str]]) -> None:
+class _Headed(Protocol):
+    """What :func:`require_heads` reads of a model, in this process or in a process of its own."""
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def heads(self) -> Mapping[str, Sequence[str]]: ...
+
+
+def require_heads(model: _Headed, profiles: Mapping[str, Sequence[str]]) -> None:
     """Every head of every profile must be one of the model's heads."""
     missing = {p: [h for h in heads if h not in model.heads] for p, heads in profiles.items()}
     missing = {p: heads for p, heads in missing.items() if heads}
@@ -60,6 +73,8 @@ def load_checked(
     """Load ``path`` (files checked against the manifest), require the profiles' heads, run the smoke
     prediction; the model, or :class:`ModelError` saying what is wrong. Blocking: call it off the
     event loop."""
+    from streamnlp.model.runtime import LabelModel  # onnxruntime: only where a session is built
+
     model = LabelModel.load(path, threads=threads)
     require_heads(model, profiles)
     smoke_test(model, sorted({h for heads in profiles.values() for h in heads}))

@@ -6,7 +6,8 @@ CPU a 128-token pad costs several times what the typical 20-30 token message nee
 Encoder heads read a text's first ``max_length`` tokens. A model may also carry *whole-text* heads
 (``whole_text.onnx``, a linear model over word-piece counts, for long notes): they read up to
 ``whole_text.max_tokens`` tokens of each text, so a label's ``truncated`` flag is set only when a
-requested head read less than the whole text.
+requested head read less than the whole text. A call asking for both families tokenizes each text once:
+the encoder's window is cut from the same word pieces, with the special tokens of its own encoding.
 """
 
 from __future__ import annotations
@@ -42,14 +43,14 @@ DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 CHUNK = 8
 
 
-def _pad(encodings: Sequence[Encoding]) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids and attention mask, padded to the longest of ``encodings``."""
-    width = max(len(e.ids) for e in encodings)
-    ids = np.zeros((len(encodings), width), dtype=np.int64)
-    mask = np.zeros((len(encodings), width), dtype=np.int64)
-    for i, e in enumerate(encodings):
-        ids[i, : len(e.ids)] = e.ids
-        mask[i, : len(e.ids)] = 1
+def _pad(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and attention mask, padded to the longest of ``rows`` (token ids)."""
+    width = max(len(r) for r in rows)
+    ids = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+        mask[i, : len(r)] = 1
     return ids, mask
 
 
@@ -160,12 +161,31 @@ class LabelModel:
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[bool]]:
         """Token ids and attention mask padded to the longest text here, and per-text truncation flags."""
         encodings = self._encode(texts)
-        ids, mask = _pad(encodings)
+        ids, mask = _pad([e.ids for e in encodings])
         return ids, mask, [bool(e.overflowing) for e in encodings]
 
     def _encode(self, texts: Sequence[str], tokenizer: Tokenizer | None = None) -> list[Encoding]:
         with self._lock:
             return (tokenizer or self._tokenizer).encode_batch(list(texts))
+
+    def _encodings(
+        self, texts: Sequence[str], encoder: bool, whole: _WholeText | None
+    ) -> tuple[list[Encoding], list[Encoding]]:
+        """What each family of heads reads of ``texts``: the encoder's window (if ``encoder``) and the
+        whole-text heads' tokens (if ``whole``), each text tokenized once, which on a long note is most
+        of the cost. For both, a text's word pieces (no special tokens; at most ``max_tokens``, flagged
+        when cut) are cut and framed by each family's tokenizer exactly as its own ``encode`` would do it
+        (``post_process``: truncation, then the special tokens)."""
+        if whole is None:
+            return self._encode(texts) if encoder else [], []
+        if not encoder:
+            return [], self._encode(texts, whole.tokenizer)
+        with self._lock:
+            pieces = whole.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+            return (
+                [self._tokenizer.post_process(p) for p in pieces],
+                [whole.tokenizer.post_process(p) for p in pieces],
+            )
 
     def tokens_read(self, heads: Sequence[str]) -> int:
         """The most tokens these heads read of a text: what a caller may cut a text to beforehand, so a
@@ -191,17 +211,16 @@ class LabelModel:
             return {h: np.zeros((0, len(self.heads[h])), dtype=np.float32) for h in wanted}, []
         whole = [h for h in wanted if self._whole is not None and h in self._whole.heads]
         encoder = [h for h in wanted if h not in whole]
+        whole_text = self._whole if whole else None
+        encodings, whole_encodings = self._encodings(texts, bool(encoder), whole_text)
         probs: dict[str, np.ndarray] = {}
         truncated = [False] * len(texts)
         if encoder:
-            encodings = self._encode(texts)
             probs |= self._run(self._session, encoder, encodings, ("input_ids", "attention_mask"))
             truncated = [bool(e.overflowing) for e in encodings]
-        if whole:
-            assert self._whole is not None
-            encodings = self._encode(texts, self._whole.tokenizer)
-            probs |= self._run(self._whole.session, whole, encodings, ("bag_ids", "bag_mask"))
-            truncated = [t or bool(e.overflowing) for t, e in zip(truncated, encodings, strict=True)]
+        if whole_text is not None:
+            probs |= self._run(whole_text.session, whole, whole_encodings, ("bag_ids", "bag_mask"))
+            truncated = [t or bool(e.overflowing) for t, e in zip(truncated, whole_encodings, strict=True)]
         return probs, truncated
 
     def _run(
@@ -211,14 +230,15 @@ class LabelModel:
         encodings: Sequence[Encoding],
         inputs: tuple[str, str],
     ) -> dict[str, np.ndarray]:
-        probs = {h: np.empty((len(encodings), len(self.heads[h])), dtype=np.float32) for h in heads}
+        tokens = [e.ids for e in encodings]  # each .ids copies the ids out of tokenizers: once
+        probs = {h: np.empty((len(tokens), len(self.heads[h])), dtype=np.float32) for h in heads}
         # Texts of similar length run together, CHUNK at a time: mixed chat lengths otherwise leave two
         # thirds of a padded batch as padding (measured: 2x seq/s at batch 32). Labels do not change:
         # the static int8 model gives each text the same output whatever its batch.
-        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+        order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]))
         for start in range(0, len(order), CHUNK):
             rows = order[start : start + CHUNK]
-            ids, mask = _pad([encodings[i] for i in rows])
+            ids, mask = _pad([tokens[i] for i in rows])
             logits = session.run(heads, dict(zip(inputs, (ids, mask), strict=True)))
             for head, x in zip(heads, logits, strict=True):
                 probs[head][rows] = _softmax(x)

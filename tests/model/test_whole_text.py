@@ -3,14 +3,17 @@ whole text, so a long note is labelled from all of it."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 
 from streamnlp.model.build.bag import BagHead, export_bag_onnx
+from streamnlp.model.labels import Labels
 from streamnlp.model.manifest import MANIFEST, WHOLE_TEXT_FILE, file_hashes, read_json, write_json
 from streamnlp.model.runtime import LabelModel, ModelError
 from tests.model._shipped import SHIPPED
@@ -102,3 +105,53 @@ def test_a_long_note_is_labelled_from_findings_past_the_encoder_window(shipped: 
     assert not cardiac.truncated and not knee.truncated  # the whole-text head read all of each note
     # sentiment reads only the first window: asking for it too sets the flag
     assert all(lab.truncated for lab in shipped.predict([_OPENING * 2 + _KNEE], ["sentiment", head]))
+
+
+# Either side of the encoder's window (126 word pieces and its two special tokens: "a " is one piece),
+# a special token's text inside a text, and past the whole-text limit.
+_EDGES = ["", "where is my order?", "x [SEP] y", "a " * 126, "a " * 127, _OPENING * 2 + _CARDIAC, "b " * 9000]
+
+
+def test_asking_for_both_head_families_gives_each_the_labels_and_flags_it_gives_alone(
+    shipped: LabelModel,
+) -> None:
+    encoder = shipped.predict(_EDGES, ["sentiment"])
+    whole = shipped.predict(_EDGES, ["medical_specialty"])
+    assert [lab.truncated for lab in encoder] == [False, False, False, False, True, True, True]
+    assert [lab.truncated for lab in whole] == [False] * 6 + [True]
+    expected = [
+        Labels({**e.heads, **w.heads}, e.truncated or w.truncated)
+        for e, w in zip(encoder, whole, strict=True)
+    ]
+    assert shipped.predict(_EDGES, ["sentiment", "medical_specialty"]) == expected
+
+
+class _Counting:
+    """A tokenizer that counts the texts it tokenizes."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+        self.texts = 0
+
+    def encode(self, text: str, *args: Any, **kwargs: Any) -> Any:
+        self.texts += 1
+        return self._tokenizer.encode(text, *args, **kwargs)
+
+    def encode_batch(self, texts: list[str], *args: Any, **kwargs: Any) -> Any:
+        self.texts += len(texts)
+        return self._tokenizer.encode_batch(texts, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tokenizer, name)
+
+
+def test_a_text_read_by_both_head_families_is_tokenized_once(
+    shipped: LabelModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert shipped._whole is not None
+    encoder, whole = _Counting(shipped._tokenizer), _Counting(shipped._whole.tokenizer)
+    monkeypatch.setattr(shipped, "_tokenizer", encoder)
+    stand_in = dataclasses.replace(shipped._whole, tokenizer=whole)  # type: ignore[arg-type]
+    monkeypatch.setattr(shipped, "_whole", stand_in)
+    shipped.predict(_EDGES, ["sentiment", "medical_specialty"])  # the medical profile
+    assert encoder.texts + whole.texts == len(_EDGES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
+from typing import Any
 
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
@@ -112,3 +113,46 @@ def test_outputs_go_to_the_input_partition_only_when_the_topics_are_co_partition
     assert partition("input", {**same, "streamnlp.labels": 8}) is None  # by key: counts differ
     assert partition("input", {"chats": 4}) is None  # by key: count unknown
     assert partition("key", same) is None  # the producer's murmur2 partitioner on the key
+    # each destination on its own: outputs by the input's partition, dead letters by key
+    assert partition("input", {**same, "streamnlp.dlq": 1}) == 3
+    assert partition("input", {**same, "streamnlp.dlq": 1}, topic="streamnlp.dlq") is None
+
+
+class _Counts(dict[str, int]):
+    """Partition counts that count how often they are read."""
+
+    reads = 0
+
+    def __getitem__(self, topic: str) -> int:
+        self.reads += 1
+        return super().__getitem__(topic)
+
+    def get(self, topic: str, default: Any = None) -> Any:
+        self.reads += 1
+        return super().get(topic, default)
+
+    def items(self) -> Any:
+        self.reads += 1
+        return super().items()
+
+
+def test_partition_counts_are_read_once_at_start_not_for_every_message(model) -> None:
+    settings = WorkerSettings.from_env({"STREAMNLP_INPUTS": "chats=ecommerce,notes=medical"})
+    app = create_app(settings, Pipeline.from_settings(settings, model, use_redis=False))
+    counts = _Counts({"chats": 4, "notes": 2, "streamnlp.labels": 4, "streamnlp.dlq": 2})
+    app.partitions = counts  # what the worker read at start
+    read = counts.reads
+    routed: dict[tuple[str, str], set[int | None]] = {}
+    for source in ("chats", "notes"):
+        for destination in ("streamnlp.labels", "streamnlp.dlq"):
+            for offset in range(100):
+                envelope = Envelope(Source(source, 1, offset, None), b"k", b"{}")
+                envelope.output = Output(destination, b"{}", dead=destination == "streamnlp.dlq")
+                routed.setdefault((source, destination), set()).add(app.partition_for(envelope))
+    assert counts.reads == read, "partition counts were looked up again per message"
+    assert routed == {
+        ("chats", "streamnlp.labels"): {1},
+        ("chats", "streamnlp.dlq"): {None},  # 4 and 2 partitions: by key
+        ("notes", "streamnlp.labels"): {None},
+        ("notes", "streamnlp.dlq"): {1},
+    }
