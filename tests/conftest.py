@@ -30,26 +30,26 @@ def service_settings() -> ServiceSettings:
     return ServiceSettings.from_env()
 
 
+def _running(address: str, require: Callable[[str], object]) -> str:
+    """``address`` once ``require`` finds its service answering; else the test fails, saying how to start
+    the service."""
+    try:
+        require(address)
+    except ServiceNotRunning as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return address
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(service_settings: ServiceSettings) -> str:
     """Bootstrap servers of the running local Kafka."""
-    bootstrap = KafkaCluster(service_settings).bootstrap_servers
-    try:
-        require_kafka(bootstrap)
-    except ServiceNotRunning as exc:
-        pytest.fail(str(exc), pytrace=False)
-    return bootstrap
+    return _running(KafkaCluster(service_settings).bootstrap_servers, require_kafka)
 
 
 @pytest.fixture(scope="session")
 def redis_url(service_settings: ServiceSettings) -> str:
     """URL of the running local Redis."""
-    url = RedisServer(service_settings).url
-    try:
-        require_redis(url)
-    except ServiceNotRunning as exc:
-        pytest.fail(str(exc), pytrace=False)
-    return url
+    return _running(RedisServer(service_settings).url, require_redis)
 
 
 @pytest.fixture

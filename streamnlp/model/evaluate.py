@@ -20,8 +20,9 @@ class Evaluation:
     unknown_gold: list[str]  # gold labels the head cannot produce (always counted as errors)
 
 
-def read_labelled_csv(path: Path) -> tuple[list[str], list[str]]:
-    """Texts and gold labels from a CSV with ``text`` and ``label`` columns."""
+def read_labelled_rows(path: Path) -> list[tuple[str, str]]:
+    """``(text, label)`` rows of a CSV with ``text`` and ``label`` columns; rows with a blank text are
+    dropped. The one reader of such files: evaluation, ``add-head`` and the training corpus."""
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         if not reader.fieldnames or not {"text", "label"} <= set(reader.fieldnames):
@@ -31,6 +32,12 @@ def read_labelled_csv(path: Path) -> tuple[list[str], list[str]]:
         rows = [(r["text"], r["label"].strip()) for r in reader if (r["text"] or "").strip()]
     if not rows:
         raise ModelError(f"{path} has no labelled rows")
+    return rows
+
+
+def read_labelled_csv(path: Path) -> tuple[list[str], list[str]]:
+    """Texts and gold labels from a CSV with ``text`` and ``label`` columns."""
+    rows = read_labelled_rows(path)
     return [t for t, _ in rows], [lab for _, lab in rows]
 
 

@@ -34,7 +34,7 @@ from streamnlp.model.manifest import (
     sha256,
 )
 
-__all__ = ["CHUNK", "DISABLED_OPTIMIZERS", "LabelModel", "ModelError", "make_session", "verify"]
+__all__ = ["CHUNK", "DISABLED_OPTIMIZERS", "LabelModel", "ModelError", "make_session", "pad", "verify"]
 
 # Re-measured on the shipped int8 model (1 thread, best of 3 interleaved rounds): with the fused
 # SkipLayerNormalization kernel it ran 952 / 489 seq/s at batch 1 / 32; with the fusion disabled 1397 / 734.
@@ -43,8 +43,9 @@ DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 CHUNK = 8
 
 
-def _pad(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids and attention mask, padded to the longest of ``rows`` (token ids)."""
+def pad(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and attention mask (int64), right-padded with id 0 to the longest of ``rows``: the one
+    padding of the project, for the runtime, the build's ONNX teacher and its torch training loops."""
     width = max(len(r) for r in rows)
     ids = np.zeros((len(rows), width), dtype=np.int64)
     mask = np.zeros((len(rows), width), dtype=np.int64)
@@ -161,7 +162,7 @@ class LabelModel:
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[bool]]:
         """Token ids and attention mask padded to the longest text here, and per-text truncation flags."""
         encodings = self._encode(texts)
-        ids, mask = _pad([e.ids for e in encodings])
+        ids, mask = pad([e.ids for e in encodings])
         return ids, mask, [bool(e.overflowing) for e in encodings]
 
     def _encode(self, texts: Sequence[str], tokenizer: Tokenizer | None = None) -> list[Encoding]:
@@ -238,7 +239,7 @@ class LabelModel:
         order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]))
         for start in range(0, len(order), CHUNK):
             rows = order[start : start + CHUNK]
-            ids, mask = _pad([tokens[i] for i in rows])
+            ids, mask = pad([tokens[i] for i in rows])
             logits = session.run(heads, dict(zip(inputs, (ids, mask), strict=True)))
             for head, x in zip(heads, logits, strict=True):
                 probs[head][rows] = _softmax(x)

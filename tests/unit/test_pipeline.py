@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import orjson
 import pytest
@@ -37,6 +37,16 @@ class PoisonedModel:
         if any("POISON" in t for t in texts):
             raise ModelError("inference failed: RuntimeError: kernel failure")  # as the runtime maps it
         return self._model.predict(texts, heads)
+
+
+@pytest.fixture
+def gated_model(model: LabelModel) -> Iterator[PoisonedModel]:
+    """The real model behind a closed gate: each call waits until the test opens it (``gate.set()``), so
+    texts queue up while the model is busy; opened at the end whatever happened."""
+    gated = PoisonedModel(model)
+    gated.gate = gate = threading.Event()
+    yield gated
+    gate.set()
 
 
 def pipeline_for(model, **env: str) -> Pipeline:  # type: ignore[no-untyped-def]
@@ -98,56 +108,50 @@ async def test_a_text_another_batch_in_flight_is_labelling_reaches_the_model_onc
 
 
 async def test_a_batch_sharing_a_text_with_a_cancelled_batch_still_gets_its_label_from_the_one_call(
-    model: LabelModel,
+    gated_model: PoisonedModel,
 ) -> None:
-    counting = PoisonedModel(model)
-    counting.gate = threading.Event()
-    pipeline = pipeline_for(counting)
+    pipeline = pipeline_for(gated_model)
     owner = asyncio.create_task(run(pipeline, [orjson.dumps({"text": "refund please"})]))
     await asyncio.sleep(0.05)  # the owner's text is now inside the model, blocked on the gate
     waiter = asyncio.create_task(run(pipeline, [orjson.dumps({"text": "refund please"})]))
     await asyncio.sleep(0.05)
     owner.cancel()
-    counting.gate.set()
+    gated_model.gate.set()
     result = await asyncio.wait_for(waiter, timeout=10)
     assert len(result.outputs) == 1 and not result.dead_letters
     assert orjson.loads(result.outputs[0].value)["cached"] is True  # the owner's call answered it
-    assert counting.seen == ["refund please"]
+    assert gated_model.seen == ["refund please"]
     with pytest.raises(asyncio.CancelledError):
         await owner
 
 
 async def test_texts_queued_while_the_model_is_busy_go_to_it_together_when_it_is_free(
-    model: LabelModel,
+    gated_model: PoisonedModel,
 ) -> None:
-    counting = PoisonedModel(model)
-    counting.gate = threading.Event()
-    pipeline = pipeline_for(counting)
+    pipeline = pipeline_for(gated_model)
     first = asyncio.create_task(run(pipeline, [orjson.dumps({"text": "where is my parcel"})]))
     await asyncio.sleep(0.05)  # the model is busy with the first batch's text
     later = [
         asyncio.create_task(run(pipeline, [orjson.dumps({"text": f"refund order {i}"})])) for i in range(5)
     ]
     await asyncio.sleep(0.05)
-    counting.gate.set()
+    gated_model.gate.set()
     results = await asyncio.wait_for(asyncio.gather(first, *later), timeout=10)
-    assert counting.calls == [1, 5], "one call for everything that queued up, not one per batch"
+    assert gated_model.calls == [1, 5], "one call for everything that queued up, not one per batch"
     records = [orjson.loads(r.outputs[0].value) for r in results]
     assert all(r["timings_ms"]["inference"] > 0 and not r["cached"] for r in records)
     assert records[1]["timings_ms"]["model_wait"] >= records[0]["timings_ms"]["inference"] / 2
 
 
-async def test_a_model_call_never_holds_more_texts_than_the_batch_maximum(model: LabelModel) -> None:
-    counting = PoisonedModel(model)
-    counting.gate = threading.Event()
-    pipeline = pipeline_for(counting, STREAMNLP_BATCH_MAX_SIZE="4")
+async def test_a_model_call_never_holds_more_texts_than_the_batch_maximum(gated_model: PoisonedModel) -> None:
+    pipeline = pipeline_for(gated_model, STREAMNLP_BATCH_MAX_SIZE="4")
     first = asyncio.create_task(run(pipeline, [orjson.dumps({"text": "hello"})]))
     await asyncio.sleep(0.05)
     later = asyncio.create_task(run(pipeline, [orjson.dumps({"text": f"text {i}"}) for i in range(10)]))
     await asyncio.sleep(0.05)
-    counting.gate.set()
+    gated_model.gate.set()
     await asyncio.wait_for(asyncio.gather(first, later), timeout=10)
-    assert counting.calls == [1, 4, 4, 2]
+    assert gated_model.calls == [1, 4, 4, 2]
 
 
 async def test_a_text_the_model_fails_on_goes_to_the_dead_letter_topic_alone(model: LabelModel) -> None:

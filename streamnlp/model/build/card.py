@@ -274,8 +274,31 @@ def _how_built(info: Mapping[str, object]) -> list[str]:
         "   activation scale cannot serve); static int8 (per-channel weights, activation scales calibrated",
         "   on training text, fixed, so a text's label does not depend on its batch); the word table is",
         "   stored as int8 rows with one scale each and dequantized after the lookup.",
+        *_quantization_choices(info),
         *_long_notes(info),
     ]
+
+
+def _quantization_choices(info: Mapping[str, object]) -> list[str]:
+    """The activation-range and fp32-layer choices, when the build made them (earlier builds did not)."""
+    lines = []
+    if info.get("activation_percentile"):
+        lines.append(
+            f"   Activation ranges are the {info['activation_percentile']}th percentile of the calibration"
+            " values at both ends, not their min and max (a few tokens set those)."
+        )
+    if info.get("fp32_layers"):
+        lines.append(
+            f"   The MatMuls of {', '.join(f'`{x}`' for x in info['fp32_layers'])} (the last encoder layer)"  # type: ignore[union-attr]
+            " stay fp32: the layer whose int8 error moved the most labels."
+        )
+    if lines:
+        lines.append(
+            "   Chosen on fp32/int8 top-label agreement over 10,500 selection texts (never `shared/eval`):"
+            " 99.30% with min-max ranges and every layer int8, 99.42% with percentile ranges, 99.53% with"
+            " the last layer in fp32 as well."
+        )
+    return lines
 
 
 def _long_notes(info: Mapping[str, object]) -> list[str]:
@@ -366,6 +389,7 @@ def write_release_card(
     agreement = eval_results["agreement"]["squeezebert_fp32_vs_squeezebert_int8"]  # type: ignore[index]
     own = float(agreement["own_head_all_sets"])  # type: ignore[index]
     sizes = info["sizes_mb"]  # type: ignore[index]
+    fp32_note = ", the last layer fp32," if info.get("fp32_layers") else ""
     ratio = throughput["rows"][-1]["ratio"]  # type: ignore[index]
     lines = [
         f"# {manifest['name']} {manifest['version']}",
@@ -441,7 +465,8 @@ def write_release_card(
         "",
         "## Size and throughput",
         "",
-        f"- `model.onnx`: {sizes['int8']} MB (int8 weights and int8 word-table rows); with an fp32 word"  # type: ignore[index]
+        f"- `model.onnx`: {sizes['int8']} MB (int8 weights{fp32_note} and int8 word-table rows);"  # type: ignore[index]
+        " with an fp32 word"
         f" table {sizes['int8_fp32_embeddings']} MB; fp32 {sizes['fp32']} MB. Parameters {info['params']:,}.",  # type: ignore[index]
         *_whole_text_size(out_dir),
         f"- onnxruntime {throughput['onnxruntime']}, 1 intra-op thread, {throughput['n_texts']} texts"

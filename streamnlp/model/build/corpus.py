@@ -13,6 +13,9 @@ dominates. Selection splits come in two kinds and are reported side by side:
 Plain requests teach ``neutral``: intent utterances from the assistant and support sets that a sentiment
 lexicon finds no sentiment in (a complaint such as "this is ridiculous, where is my card" is left out,
 so neutral keeps meaning "a plain request or statement").
+
+The building blocks (reading a source, the emotion-to-sentiment map, label sets and indices, hold-outs,
+drawing an epoch's rows) live here once; the model v1 loader (``data``) is made of them too.
 """
 
 from __future__ import annotations
@@ -20,15 +23,23 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from streamnlp.model.build.data import _EMOTION_TO_SENTIMENT, SENTIMENT, read_csv
+from streamnlp.model.evaluate import read_labelled_rows
 
+SENTIMENT = ["negative", "neutral", "positive"]
 BINARY = ("negative", "positive")  # sources without a neutral class train only these two logits
+# TweetEval's emotions as sentiment (an emotion missing here is left out).
+_EMOTION_TO_SENTIMENT = {
+    "joy": "positive",
+    "optimism": "positive",
+    "anger": "negative",
+    "sadness": "negative",
+}
 # HWU64 intents whose utterances carry an attitude (praise, jokes, likes/dislikes): never plain requests.
 _HWU_NOT_PLAIN = frozenset(
     {
@@ -166,6 +177,38 @@ class Corpus:
     selections: dict[str, Selection]
 
 
+def emotion_as_sentiment(data_dir: Path) -> list[tuple[str, str]]:
+    """TweetEval emotion rows (train and val) whose emotion carries a sentiment, labelled with it."""
+    return [
+        (text, _EMOTION_TO_SENTIMENT[label])
+        for name in ("train.csv", "val.csv")
+        for text, label in read_labelled_rows(data_dir / "tweeteval_emotion" / name)
+        if label in _EMOTION_TO_SENTIMENT
+    ]
+
+
+def label_set(rows: Iterable[tuple[str, str]]) -> list[str]:
+    """A head's labels: the sorted distinct labels of its source's rows."""
+    return sorted({label for _, label in rows})
+
+
+def indexed(rows: Sequence[tuple[str, str]], labels: Sequence[str]) -> tuple[list[str], list[int]]:
+    """The rows' texts and their labels' indices in ``labels``."""
+    index = {label: i for i, label in enumerate(labels)}
+    return [t for t, _ in rows], [index[label] for _, label in rows]
+
+
+def draw(size: int, n: int, rng: random.Random) -> list[int]:
+    """``n`` row indices out of ``size``, without replacement while possible: a larger ``n`` repeats
+    whole shuffled passes."""
+    idx: list[int] = []
+    while len(idx) < n:
+        order = list(range(size))
+        rng.shuffle(order)
+        idx.extend(order[: n - len(idx)])
+    return idx
+
+
 def template_key(text: str) -> str:
     """The function-word skeleton of an utterance: rows that share it were written from one template."""
     return " ".join(w for w in _WORD.findall(text.lower()) if w in _FUNCTION_WORDS)
@@ -250,47 +293,38 @@ def problem_statements(rows: Sequence[tuple[str, str]]) -> list[str]:
 def _source(
     name: str, head: str, rows: Sequence[tuple[str, str]], labels: Sequence[str], **kw: object
 ) -> Source:
-    index = {label: i for i, label in enumerate(labels)}
-    return Source(name, head, [t for t, _ in rows], [index[lab] for _, lab in rows], **kw)  # type: ignore[arg-type]
+    return Source(name, head, *indexed(rows, labels), **kw)  # type: ignore[arg-type]
 
 
 def _selection(
     name: str, head: str, rows: Sequence[tuple[str, str]], labels: Sequence[str], *, oos: bool, metric: str
 ) -> Selection:
-    index = {label: i for i, label in enumerate(labels)}
-    return Selection(name, head, [t for t, _ in rows], [index[lab] for _, lab in rows], oos, metric)
+    return Selection(name, head, *indexed(rows, labels), oos, metric)
 
 
 def load_corpus(data_dir: Path, seed: int = 13, per_epoch: dict[str, int] | None = None) -> Corpus:
     """Every training source under ``data_dir`` (the repo's ``../shared/data``) and the selection splits."""
-    d = data_dir
-    bitext = read_csv(d / "bitext_ecommerce" / "train.csv")
-    banking = read_csv(d / "banking77" / "train.csv")
-    clinc = read_csv(d / "clinc150" / "train.csv")
-    clinc_val = read_csv(d / "clinc150" / "val.csv")
-    hwu = read_csv(d / "hwu64" / "train.csv")
-    medical = read_csv(d / "mtsamples_specialty" / "train.csv")
-    semeval = read_csv(d / "semeval_sentiment" / "train.csv")
-    sms_lj = read_csv(d / "semeval_sentiment" / "sms.csv") + read_csv(
-        d / "semeval_sentiment" / "livejournal.csv"
-    )
-    goemo = read_csv(d / "goemotions_sentiment" / "train.csv")
-    goemo_dev = read_csv(d / "goemotions_sentiment" / "dev.csv")
-    sst2 = read_csv(d / "sst2" / "train.csv")
-    tweets_val = read_csv(d / "tweeteval_sentiment" / "val.csv")
-    emotion = [
-        (t, _EMOTION_TO_SENTIMENT[lab])
-        for name in ("train.csv", "val.csv")
-        for t, lab in read_csv(d / "tweeteval_emotion" / name)
-        if lab in _EMOTION_TO_SENTIMENT
-    ]
+    d, read = data_dir, read_labelled_rows
+    bitext = read(d / "bitext_ecommerce" / "train.csv")
+    banking = read(d / "banking77" / "train.csv")
+    clinc = read(d / "clinc150" / "train.csv")
+    clinc_val = read(d / "clinc150" / "val.csv")
+    hwu = read(d / "hwu64" / "train.csv")
+    medical = read(d / "mtsamples_specialty" / "train.csv")
+    semeval = read(d / "semeval_sentiment" / "train.csv")
+    sms_lj = read(d / "semeval_sentiment" / "sms.csv") + read(d / "semeval_sentiment" / "livejournal.csv")
+    goemo = read(d / "goemotions_sentiment" / "train.csv")
+    goemo_dev = read(d / "goemotions_sentiment" / "dev.csv")
+    sst2 = read(d / "sst2" / "train.csv")
+    tweets_val = read(d / "tweeteval_sentiment" / "val.csv")
+    emotion = emotion_as_sentiment(d)
     heads = {
         "sentiment": SENTIMENT,
-        "intent_ecommerce": sorted({lab for _, lab in bitext}),
-        "intent_banking": sorted({lab for _, lab in banking}),
-        "intent_general": sorted({lab for _, lab in clinc}),
-        "intent_assistant": sorted({lab for _, lab in hwu}),
-        "medical_specialty": sorted({lab for _, lab in medical}),
+        "intent_ecommerce": label_set(bitext),
+        "intent_banking": label_set(banking),
+        "intent_general": label_set(clinc),
+        "intent_assistant": label_set(hwu),
+        "medical_specialty": label_set(medical),
     }
 
     bitext_rest, bitext_templates = split_by_phrasing(bitext, 0.25)

@@ -21,15 +21,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from streamnlp.model.build.corpus import BINARY, SENTIMENT, Corpus, Selection, Source
-from streamnlp.model.build.data import length_batches
+from streamnlp.model.build.corpus import BINARY, SENTIMENT, Corpus, Selection, Source, draw
 from streamnlp.model.build.network import MultiHeadClassifier
 from streamnlp.model.metrics import OOS, score
+from streamnlp.model.runtime import pad
 
 log = logging.getLogger(__name__)
 Encode = Callable[[Sequence[str]], list[list[int]]]
@@ -119,11 +120,7 @@ def epoch_examples(
     out: list[Example] = []
     for name in sorted(corpus.sources):
         src: Source = corpus.sources[name]
-        idx: list[int] = []
-        while len(idx) < src.per_epoch:
-            order = list(range(len(src)))
-            rng.shuffle(order)
-            idx += order[: src.per_epoch - len(idx)]
+        idx = draw(len(src), src.per_epoch, rng)
         texts = [src.texts[i] for i in idx]
         if src.head.startswith("intent_"):
             texts = [_augment(t, rng) if rng.random() < sched.augment else t for t in texts]
@@ -138,19 +135,36 @@ def epoch_examples(
     return out
 
 
+class _Tokens(Protocol):
+    @property
+    def ids(self) -> list[int]: ...
+
+
+_E = TypeVar("_E", bound=_Tokens)
+
+
+def length_batches(examples: list[_E], batch_size: int, rng: random.Random) -> Iterator[list[_E]]:
+    """Shuffled batches of similar length (sorted within 50-batch pools) so padding stays small."""
+    order = examples[:]
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches: list[list[_E]] = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda e: len(e.ids))
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    yield from batches
+
+
 def batches(examples: list[Example], batch_size: int, epoch: int, seed: int) -> list[list[Example]]:
-    """Epoch ``epoch``'s length-pooled batches (``data.length_batches``), fixed by ``(seed, epoch)``."""
-    return list(length_batches(examples, batch_size, random.Random(f"{seed}:{epoch}:batches")))  # type: ignore[arg-type]
+    """Epoch ``epoch``'s length-pooled batches (``length_batches``), fixed by ``(seed, epoch)``."""
+    return list(length_batches(examples, batch_size, random.Random(f"{seed}:{epoch}:batches")))
 
 
 def collate(seqs: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in seqs)
-    ids = torch.zeros(len(seqs), width, dtype=torch.long)
-    mask = torch.zeros(len(seqs), width, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s)
-        mask[i, : len(s)] = 1
-    return ids, mask
+    """Token ids and attention mask as tensors, padded as the runtime pads (``runtime.pad``)."""
+    ids, mask = pad(seqs)
+    return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
 def batch_loss(

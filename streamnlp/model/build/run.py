@@ -12,10 +12,14 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from streamnlp.model.manifest import DEFAULT_MODEL_DIR
+
+if TYPE_CHECKING:
+    from streamnlp.model.build.finetune import Run
 
 DEFAULT_STATE_DIR = Path("training-state")  # the one tracked folder a build resumes from (see README)
 DEFAULT_WORK_DIR = Path("build/v2")
@@ -158,6 +162,17 @@ def _progress_files(paths: tuple[Path, ...]) -> list[Path]:
     return files
 
 
+def _train(run: Run, minutes: float, max_steps: int, state_dir: Path) -> None:
+    """Train until the run ends, ``minutes`` pass or ``max_steps`` more steps are done; say where it is."""
+    finished = run.train(deadline=time.time() + minutes * 60 if minutes else None, max_steps=max_steps)
+    p = run.progress
+    click.echo(
+        f"{'finished' if finished else 'paused'} at step {p.step}/{p.total_steps}; "
+        f"best selection score {p.best_score:.4f} (epoch {p.best_epoch}); state in {state_dir}",
+        err=True,
+    )
+
+
 def _resumable(recipe: dict[str, object]) -> dict[str, object]:
     """What must match when a run resumes (the start file is read only at step 0)."""
     return {k: v for k, v in recipe.items() if k != "start_from"}
@@ -266,14 +281,7 @@ def train_cmd(
 
         click.echo(json.dumps(evaluate_selection(run.model, run.corpus, run.encode_eval), indent=2))
         return
-    deadline = time.time() + minutes * 60 if minutes else None
-    finished = run.train(deadline=deadline, max_steps=max_steps)
-    p = run.progress
-    click.echo(
-        f"{'finished' if finished else 'paused'} at step {p.step}/{p.total_steps}; "
-        f"best selection score {p.best_score:.4f} (epoch {p.best_epoch}); state in {state_dir}",
-        err=True,
-    )
+    _train(run, minutes, max_steps, state_dir)
 
 
 @cli.command("teacher")
@@ -371,13 +379,7 @@ def factorize_cmd(
         fraction=fraction,
     )
     click.echo(f"resuming from: {run.resume()}", err=True)
-    finished = run.train(deadline=time.time() + minutes * 60 if minutes else None, max_steps=max_steps)
-    p = run.progress
-    click.echo(
-        f"{'finished' if finished else 'paused'} at step {p.step}/{p.total_steps}; "
-        f"best selection score {p.best_score:.4f} (epoch {p.best_epoch}); state in {state_dir}",
-        err=True,
-    )
+    _train(run, minutes, max_steps, state_dir)
 
 
 @cli.command("ship")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -110,13 +111,16 @@ def quantize_static_int8(
     max_length: int = 128,
     *,
     nodes_to_exclude: Sequence[str] = (),
+    percentile: float | None = None,
 ) -> None:
     """Shape-infer and pre-optimise ``fp32_onnx``, calibrate (MinMax) on ``calibration_texts`` (training
     data only) and write a static int8 model to ``out_onnx``.
 
     Only weight MatMuls are quantized (per-channel QInt8 weights, QUInt8 activations with fixed scales);
     their outputs stay float and each becomes QuantizeLinear + MatMulIntegerToFloat with the bias fused.
-    ``nodes_to_exclude`` keeps named MatMuls (e.g. ones fed by outlier activations) in fp32.
+    ``nodes_to_exclude`` keeps named MatMuls in fp32. ``percentile`` (e.g. 99.99) sets each activation's
+    range from that percentile of its calibration values (see :func:`activation_ranges`) instead of
+    their min and max.
     """
     if not calibration_texts:
         raise ValueError("static quantization needs calibration texts")
@@ -125,6 +129,12 @@ def quantize_static_int8(
         prepped = Path(tmp) / "prep.onnx"
         quant_pre_process(str(fp32_onnx), str(prepped), auto_merge=True)
         excluded = set(nodes_to_exclude)
+        overrides: dict[str, object] = {}
+        if percentile is not None:
+            ranges = activation_ranges(prepped, calibration_texts, tokenizer_json, max_length, percentile)
+            overrides["TensorQuantOverrides"] = {
+                name: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}] for name, (lo, hi) in ranges.items()
+            }
         quantized = Path(tmp) / "qdq.onnx"
         quantize_static(
             str(prepped),
@@ -137,18 +147,78 @@ def quantize_static_int8(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
-            extra_options={"MatMulConstBOnly": True, "OpTypesToExcludeOutputQuantization": ["MatMul"]},
+            extra_options={
+                "MatMulConstBOnly": True,
+                "OpTypesToExcludeOutputQuantization": ["MatMul"],
+                **overrides,
+            },
         )
         model = onnx.load(str(quantized))
         folded = fold_matmul_bias(model)
         onnx.save(model, str(out_onnx))
     log.info(
-        "static int8: %d calibration texts, %d MatMuls excluded, %d biases fused -> %s",
+        "static int8: %d calibration texts, ranges %s, %d MatMuls excluded, %d biases fused -> %s",
         len(calibration_texts),
+        "min-max" if percentile is None else f"percentile {percentile}",
         len(excluded),
         folded,
         out_onnx,
     )
+
+
+def _probe(model: onnx.ModelProto, tensors: Sequence[str]) -> ort.InferenceSession:
+    """A session on a copy of ``model`` that also outputs ``tensors`` (unoptimised, so names survive)."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    known = {o.name for o in probe.graph.output}
+    for name in tensors:
+        if name not in known:
+            probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def activation_ranges(
+    onnx_path: Path,
+    calibration_texts: Sequence[str],
+    tokenizer_json: Path,
+    max_length: int,
+    percentile: float,
+) -> dict[str, tuple[float, float]]:
+    """(low, high) range of each weight MatMul's input over the calibration texts, cut at ``percentile``
+    at both ends (always containing 0).
+
+    Min and max are set by a handful of tokens; after SmoothQuant they still stretch one uint8 scale
+    over values most tokens never reach. Measured on 10,500 selection texts (fp32 vs int8 top-label
+    agreement): min-max 99.30%, percentile 99.99 99.42%, 99.999 99.28%, 99.9 98.98%."""
+    model = onnx.load(str(onnx_path))
+    names = set(weight_matmuls(onnx_path))
+    inputs = sorted({n.input[0] for n in model.graph.node if n.name in names})
+    session = _probe(model, inputs)
+    tail = 1.0 - percentile / 100.0
+    # a running pool of each tensor's most extreme values, large enough for the cut below
+    keep = max(1, int(tail * len(calibration_texts) * max_length * 1024)) + 1
+    high: dict[str, np.ndarray] = {}
+    low: dict[str, np.ndarray] = {}
+    count = dict.fromkeys(inputs, 0)
+    reader = TextCalibrationReader(calibration_texts, tokenizer_json, max_length)
+    while (feed := reader.get_next()) is not None:
+        for name, value in zip(inputs, session.run(inputs, feed), strict=True):
+            v = value.ravel()
+            count[name] += v.size
+            hi = np.concatenate([high.get(name, v[:0]), v])
+            lo = np.concatenate([low.get(name, v[:0]), v])
+            high[name] = np.partition(hi, hi.size - keep)[-keep:] if hi.size > keep else hi
+            low[name] = np.partition(lo, keep - 1)[:keep] if lo.size > keep else lo
+    ranges = {}
+    for name in inputs:
+        k = min(max(1, round(count[name] * tail)), high[name].size)
+        ranges[name] = (
+            min(0.0, float(np.sort(low[name])[k - 1])),
+            max(0.0, float(np.sort(high[name])[-k])),
+        )
+    return ranges
 
 
 def smooth_activations(
@@ -167,7 +237,6 @@ def smooth_activations(
     ``X * (1/s)`` and stores ``diag(s) @ W``, with ``s_j = max|X_j|^alpha / max|W_j|^(1-alpha)`` from the
     calibration texts, so the product is unchanged and both factors quantize evenly. Returns the number
     of MatMuls rescaled."""
-    import onnxruntime as ort
     from onnx import helper, numpy_helper
 
     model = onnx.load(str(fp32_onnx))
@@ -180,16 +249,8 @@ def smooth_activations(
     targets = [
         n for n in graph.node if n.op_type == "MatMul" and n.input[1] in inits and uses[n.input[1]] == 1
     ]
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    known = {o.name for o in probe.graph.output}
     inputs = sorted({n.input[0] for n in targets})
-    for name in inputs:
-        if name not in known:
-            probe.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    sess = _probe(model, inputs)
     reader = TextCalibrationReader(calibration_texts, tokenizer_json, max_length)
     absmax: dict[str, np.ndarray] = {}
     while (feed := reader.get_next()) is not None:

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from streamnlp.model.build.addhead import train_head
 from streamnlp.model.build.corpus import BINARY, Corpus
+from streamnlp.model.runtime import pad
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +74,7 @@ class FrozenEncoder:
         out: np.ndarray | None = None  # sized by the first batch: the encoder's hidden size
         for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", mininterval=10):
             rows = order[start : start + batch_size]
-            width = max(len(ids[i]) for i in rows)
-            x = np.zeros((len(rows), width), dtype=np.int64)
-            m = np.zeros_like(x)
-            for r, i in enumerate(rows):
-                x[r, : len(ids[i])] = ids[i]
-                m[r, : len(ids[i])] = 1
+            x, m = pad([ids[i] for i in rows])
             (hidden,) = self.session.run(
                 None, {"input_ids": x, "attention_mask": m, "token_type_ids": np.zeros_like(x)}
             )

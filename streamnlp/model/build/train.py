@@ -11,9 +11,9 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from streamnlp.model.build.data import Corpus, Example, epoch_examples, length_batches
+from streamnlp.model.build.data import Corpus, Example, epoch_examples
 from streamnlp.model.build.finetune import collate as pad_ids
-from streamnlp.model.build.finetune import head_logits
+from streamnlp.model.build.finetune import head_logits, length_batches
 from streamnlp.model.build.network import MultiHeadClassifier
 
 Encode = Callable[[Sequence[str]], list[list[int]]]
