@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 
 import orjson
@@ -141,6 +142,22 @@ async def test_texts_queued_while_the_model_is_busy_go_to_it_together_when_it_is
     records = [orjson.loads(r.outputs[0].value) for r in results]
     assert all(r["timings_ms"]["inference"] > 0 and not r["cached"] for r in records)
     assert records[1]["timings_ms"]["model_wait"] >= records[0]["timings_ms"]["inference"] / 2
+
+
+async def test_the_model_takes_the_next_batch_itself_while_the_event_loop_is_busy(
+    gated_model: PoisonedModel,
+) -> None:
+    pipeline = pipeline_for(gated_model)
+    first = asyncio.create_task(run(pipeline, [orjson.dumps({"text": "where is my parcel"})]))
+    await asyncio.sleep(0.05)  # the model is busy with the first text
+    second = asyncio.create_task(run(pipeline, [orjson.dumps({"text": "cancel my order"})]))
+    await asyncio.sleep(0.05)  # the second text is queued
+    gated_model.gate.set()
+    deadline = time.monotonic() + 5
+    while len(gated_model.calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)  # noqa: ASYNC251 - holds the event loop, as a busy Faust loop does
+    assert gated_model.calls == [1, 1], "the second call waited for the event loop"
+    await asyncio.wait_for(asyncio.gather(first, second), timeout=10)
 
 
 async def test_a_model_call_never_holds_more_texts_than_the_batch_maximum(gated_model: PoisonedModel) -> None:
