@@ -194,15 +194,13 @@ class Labeller:
                 self._in_model.pop(key, None)
         if isinstance(results, BaseException):
             for queued in taken.values():
-                if not queued.future.done():
-                    queued.future.set_exception(results)
+                queued.future.set_exception(results)
             return
         labelled = [(key, r) for key, r in results.items() if isinstance(r, Labels)]
         for key, labels in labelled:
             self.cache.lru.put(key, labels)  # before anyone is answered, so a later lookup hits
         for key, queued in taken.items():
-            if not queued.future.done():  # a closing labeller may have cancelled it
-                queued.future.set_result(_Answer(results[key], began - queued.since, inference))
+            queued.future.set_result(_Answer(results[key], began - queued.since, inference))
         if labelled:  # Redis is written in the background, never in the model's way
             write = asyncio.get_running_loop().create_task(self.cache.put_many(labelled))
             self._writes.add(write)

@@ -197,20 +197,22 @@ def activation_ranges(
     inputs = sorted({n.input[0] for n in model.graph.node if n.name in names})
     session = _probe(model, inputs)
     tail = 1.0 - percentile / 100.0
-    # a running pool of each tensor's most extreme values, large enough for the cut below
-    keep = max(1, int(tail * len(calibration_texts) * max_length * 1024)) + 1
     high: dict[str, np.ndarray] = {}
     low: dict[str, np.ndarray] = {}
+    keep: dict[str, int] = {}
     count = dict.fromkeys(inputs, 0)
     reader = TextCalibrationReader(calibration_texts, tokenizer_json, max_length)
     while (feed := reader.get_next()) is not None:
         for name, value in zip(inputs, session.run(inputs, feed), strict=True):
+            # a running pool of the tensor's most extreme values, as many as the cut below can need:
+            # the tail of every value the calibration texts can give it (each text <= max_length tokens)
+            k = keep.setdefault(name, int(tail * len(calibration_texts) * max_length * value.shape[-1]) + 1)
             v = value.ravel()
             count[name] += v.size
             hi = np.concatenate([high.get(name, v[:0]), v])
             lo = np.concatenate([low.get(name, v[:0]), v])
-            high[name] = np.partition(hi, hi.size - keep)[-keep:] if hi.size > keep else hi
-            low[name] = np.partition(lo, keep - 1)[:keep] if lo.size > keep else lo
+            high[name] = np.partition(hi, hi.size - k)[-k:] if hi.size > k else hi
+            low[name] = np.partition(lo, k - 1)[:k] if lo.size > k else lo
     ranges = {}
     for name in inputs:
         k = min(max(1, round(count[name] * tail)), high[name].size)
