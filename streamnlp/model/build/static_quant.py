@@ -112,6 +112,7 @@ def quantize_static_int8(
     *,
     nodes_to_exclude: Sequence[str] = (),
     percentile: float | None = None,
+    compensate: bool = False,
 ) -> None:
     """Shape-infer and pre-optimise ``fp32_onnx``, calibrate (MinMax) on ``calibration_texts`` (training
     data only) and write a static int8 model to ``out_onnx``.
@@ -120,7 +121,8 @@ def quantize_static_int8(
     their outputs stay float and each becomes QuantizeLinear + MatMulIntegerToFloat with the bias fused.
     ``nodes_to_exclude`` keeps named MatMuls in fp32. ``percentile`` (e.g. 99.99) sets each activation's
     range from that percentile of its calibration values (see :func:`activation_ranges`) instead of
-    their min and max.
+    their min and max. ``compensate`` rounds each weight MatMul's int8 weights with error compensation
+    (see :func:`compensated_weights`) instead of to nearest, on the same per-channel scales.
     """
     if not calibration_texts:
         raise ValueError("static quantization needs calibration texts")
@@ -154,12 +156,16 @@ def quantize_static_int8(
             },
         )
         model = onnx.load(str(quantized))
+        if compensate:
+            nodes = [n for n in weight_matmuls(prepped) if n not in excluded]
+            compensated_weights(prepped, model, nodes, calibration_texts, tokenizer_json, max_length)
         folded = fold_matmul_bias(model)
         onnx.save(model, str(out_onnx))
     log.info(
         "static int8: %d calibration texts, ranges %s, %d MatMuls excluded, %d biases fused -> %s",
         len(calibration_texts),
-        "min-max" if percentile is None else f"percentile {percentile}",
+        ("min-max" if percentile is None else f"percentile {percentile}")
+        + (", weights rounded with error compensation" if compensate else ""),
         len(excluded),
         folded,
         out_onnx,
@@ -221,6 +227,101 @@ def activation_ranges(
             max(0.0, float(np.sort(high[name])[-k])),
         )
     return ranges
+
+
+def input_hessians(
+    onnx_path: Path,
+    nodes: Sequence[str],
+    calibration_texts: Sequence[str],
+    tokenizer_json: Path,
+    max_length: int,
+) -> dict[str, np.ndarray]:
+    """``X^T X`` over every calibration token of each named MatMul's input ``X`` (float64): the curvature
+    of that MatMul's output error in its weights."""
+    model = onnx.load(str(onnx_path))
+    wanted = set(nodes)
+    inputs = sorted({n.input[0] for n in model.graph.node if n.name in wanted})
+    session = _probe(model, inputs)
+    sums: dict[str, np.ndarray] = {}
+    reader = TextCalibrationReader(calibration_texts, tokenizer_json, max_length)
+    while (feed := reader.get_next()) is not None:
+        for name, value in zip(inputs, session.run(inputs, feed), strict=True):
+            x = value.reshape(-1, value.shape[-1]).astype(np.float64)
+            sums[name] = sums[name] + x.T @ x if name in sums else x.T @ x
+    return sums
+
+
+def compensated_rounding(
+    w: np.ndarray, scale: np.ndarray, hessian: np.ndarray, qmax: int = 127, damp: float = 0.01
+) -> np.ndarray:
+    """int8 codes for ``w`` ([in, out], symmetric per-output-channel ``scale``) that keep ``X @ W`` close
+    on the calibration inputs, not each weight close on its own (the GPTQ procedure).
+
+    Input rows are rounded one at a time, largest ``X^T X`` diagonal first; each row's rounding error is
+    pushed onto the rows not yet rounded in proportion to the inverse Hessian, so errors cancel in the
+    product instead of adding up. Scales are unchanged, so the codes drop into the existing graph."""
+    rows = w.shape[0]
+    h = hessian.astype(np.float64).copy()
+    work = w.astype(np.float64).copy()
+    dead = np.diag(h) == 0
+    h[dead, dead] = 1.0
+    work[dead] = 0.0
+    order = np.argsort(-np.diag(h))
+    h = h[np.ix_(order, order)]
+    work = work[order]
+    h[np.diag_indices(rows)] += damp * np.mean(np.diag(h))
+    # upper Cholesky factor of H^-1: row i holds how the later rows absorb row i's error
+    u = np.linalg.cholesky(np.linalg.inv(h)).T
+    s = scale.astype(np.float64)
+    codes = np.empty_like(work)
+    for i in range(rows):
+        q = np.clip(np.round(work[i] / s), -qmax, qmax)
+        codes[i] = q
+        err = (work[i] - q * s) / u[i, i]
+        work[i + 1 :] -= np.outer(u[i, i + 1 :], err)
+    out = np.empty_like(codes)
+    out[order] = codes
+    return out.astype(np.int8)
+
+
+def compensated_weights(
+    prepped: Path,
+    quantized: onnx.ModelProto,
+    nodes: Sequence[str],
+    calibration_texts: Sequence[str],
+    tokenizer_json: Path,
+    max_length: int,
+) -> int:
+    """Replace the round-to-nearest int8 weights of ``nodes`` in ``quantized`` (QDQ, as ``quantize_static``
+    writes it from ``prepped``) by :func:`compensated_rounding` codes; returns the count replaced."""
+    from onnx import numpy_helper
+
+    source = onnx.load(str(prepped))
+    fp32 = {i.name: i for i in source.graph.initializer}
+    by_name = {n.name: n for n in source.graph.node}
+    inits = {i.name: i for i in quantized.graph.initializer}
+    producer = {o: n for n in quantized.graph.node for o in n.output}
+    hessians = input_hessians(prepped, nodes, calibration_texts, tokenizer_json, max_length)
+    done = 0
+    for node in quantized.graph.node:
+        if node.name not in by_name or node.op_type != "MatMul" or node.name not in set(nodes):
+            continue
+        dq = producer.get(node.input[1])
+        if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in inits:
+            continue
+        codes = numpy_helper.to_array(inits[dq.input[0]])
+        scale = numpy_helper.to_array(inits[dq.input[1]])
+        zero = numpy_helper.to_array(inits[dq.input[2]]) if len(dq.input) > 2 else np.zeros(1)
+        if codes.dtype != np.int8 or np.any(zero != 0) or scale.shape != (codes.shape[1],):
+            raise ValueError(f"{node.name}: expected symmetric per-output-channel int8 weights")
+        original = by_name[node.name]
+        w = numpy_helper.to_array(fp32[original.input[1]]).astype(np.float32)
+        new = compensated_rounding(w, scale, hessians[original.input[0]])
+        inits[dq.input[0]].CopyFrom(numpy_helper.from_array(new, dq.input[0]))
+        done += 1
+    if done != len(set(nodes)):
+        raise RuntimeError(f"error compensation reached {done} of {len(set(nodes))} weight MatMuls")
+    return done
 
 
 def smooth_activations(
