@@ -39,6 +39,8 @@ __all__ = ["CHUNK", "DISABLED_OPTIMIZERS", "LabelModel", "ModelError", "make_ses
 # Re-measured on the shipped int8 model (1 thread, best of 3 interleaved rounds): with the fused
 # SkipLayerNormalization kernel it ran 952 / 489 seq/s at batch 1 / 32; with the fusion disabled 1397 / 734.
 DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
+# onnxruntime's session option for exact u8 x s8 products on x86 CPUs without VNNI (see make_session).
+EXACT_INT8_ON_X86 = "session.x64quantprecision"
 # Texts per onnxruntime call after sorting a batch by length (bench: 8 beat 4, 16 and 32 on chat text).
 CHUNK = 8
 
@@ -90,6 +92,11 @@ def make_session(onnx_path: Path, threads: int = 1) -> ort.InferenceSession:
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # On x86 CPUs without VNNI, u8 x s8 MatMuls sum pairs of products in int16 and saturate when a weight
+    # code passes 64: this has onnxruntime convert such weights to u8 (exact, slower) so a model's labels
+    # do not depend on the machine. Shipped models use 7-bit codes and are untouched (same speed); a model
+    # with 8-bit codes pays where onnxruntime converts it (2026.11.29-5 on one VNNI CPU: 460 -> 364 seq/s).
+    opts.add_session_config_entry(EXACT_INT8_ON_X86, "1")
     return ort.InferenceSession(
         str(onnx_path),
         opts,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from streamnlp.model.manifest import MANIFEST, read_json, sha256
-from streamnlp.model.runtime import LabelModel, ModelError
+from streamnlp.model.runtime import EXACT_INT8_ON_X86, LabelModel, ModelError, make_session
 from tests.model._shipped import SHIPPED
 
 HEADS = {
@@ -162,3 +163,21 @@ def test_low_confidence_general_intent_falls_back_to_oos(shipped: LabelModel) ->
     confident = np.zeros(len(labels))
     confident[labels.index("translate")] = 1.0
     assert shipped.decide("intent_general", confident).label == "translate"
+
+
+def test_shipped_int8_weights_fit_seven_bits_so_no_cpu_saturates_them() -> None:
+    """u8 x s8 kernels without VNNI sum pairs of products in int16: codes past 64 would saturate there and
+    give labels that depend on the machine."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    graph = onnx.load(str(SHIPPED / "model.onnx")).graph
+    weights = {n.input[1] for n in graph.node if n.op_type == "MatMulIntegerToFloat"}
+    codes = [numpy_helper.to_array(i) for i in graph.initializer if i.name in weights]
+    assert codes and all(i.data_type == TensorProto.INT8 for i in graph.initializer if i.name in weights)
+    assert max(int(np.abs(c.astype(int)).max()) for c in codes) <= 64
+
+
+def test_sessions_ask_for_exact_int8_products_on_every_x86_cpu() -> None:
+    session = make_session(SHIPPED / "model.onnx")
+    assert session.get_session_options().get_session_config_entry(EXACT_INT8_ON_X86) == "1"

@@ -140,3 +140,30 @@ def test_a_compensated_int8_model_runs_with_the_same_scales_and_a_smaller_error(
     assert compensated < 0.5 * plain, (compensated, plain)  # measured: 0.0094 vs 0.0467
     assert scales(built[False]).keys() == scales(built[True]).keys()
     assert all(np.array_equal(v, scales(built[True])[k]) for k, v in scales(built[False]).items())
+
+
+def test_seven_bit_compensated_codes_stay_within_64_and_still_beat_nearest() -> None:
+    rng = np.random.default_rng(4)
+    x = _correlated_inputs(2000, 64, seed=5)
+    w = rng.normal(size=(64, 16)).astype(np.float32)
+    scale = np.abs(w).max(axis=0) / 64.0
+    nearest = np.clip(np.round(w / scale), -64, 64)
+    codes = compensated_rounding(w, scale, x.astype(np.float64).T @ x, qmax=64)
+
+    def error(q: np.ndarray) -> float:
+        return float(np.linalg.norm(x @ w - x @ (q * scale)))
+
+    assert np.abs(codes.astype(int)).max() <= 64
+    assert error(codes.astype(np.float32)) < 0.8 * error(nearest)  # measured: 0.71
+
+
+def test_a_reduced_range_model_has_no_weight_code_past_64(tmp_path: Path, texts: list[str]) -> None:
+    model, out = tmp_path / "tiny.onnx", tmp_path / "int8.onnx"
+    _tiny_model(model, outlier_id=0, width=48)
+    quantize_static_int8(model, out, texts, TOKENIZER, 32, compensate=True, reduce_range=True)
+    codes = [
+        numpy_helper.to_array(i)
+        for i in onnx.load(str(out)).graph.initializer
+        if i.data_type == TensorProto.INT8
+    ]
+    assert codes and max(int(np.abs(c.astype(int)).max()) for c in codes) == 64

@@ -113,6 +113,7 @@ def quantize_static_int8(
     nodes_to_exclude: Sequence[str] = (),
     percentile: float | None = None,
     compensate: bool = False,
+    reduce_range: bool = False,
 ) -> None:
     """Shape-infer and pre-optimise ``fp32_onnx``, calibrate (MinMax) on ``calibration_texts`` (training
     data only) and write a static int8 model to ``out_onnx``.
@@ -146,6 +147,7 @@ def quantize_static_int8(
             op_types_to_quantize=["MatMul"],
             nodes_to_quantize=[n for n in weight_matmuls(prepped) if n not in excluded],
             per_channel=True,
+            reduce_range=reduce_range,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
@@ -158,7 +160,15 @@ def quantize_static_int8(
         model = onnx.load(str(quantized))
         if compensate:
             nodes = [n for n in weight_matmuls(prepped) if n not in excluded]
-            compensated_weights(prepped, model, nodes, calibration_texts, tokenizer_json, max_length)
+            compensated_weights(
+                prepped,
+                model,
+                nodes,
+                calibration_texts,
+                tokenizer_json,
+                max_length,
+                qmax=64 if reduce_range else 127,
+            )
         folded = fold_matmul_bias(model)
         onnx.save(model, str(out_onnx))
     log.info(
@@ -291,6 +301,7 @@ def compensated_weights(
     calibration_texts: Sequence[str],
     tokenizer_json: Path,
     max_length: int,
+    qmax: int = 127,
 ) -> int:
     """Replace the round-to-nearest int8 weights of ``nodes`` in ``quantized`` (QDQ, as ``quantize_static``
     writes it from ``prepped``) by :func:`compensated_rounding` codes; returns the count replaced."""
@@ -316,7 +327,7 @@ def compensated_weights(
             raise ValueError(f"{node.name}: expected symmetric per-output-channel int8 weights")
         original = by_name[node.name]
         w = numpy_helper.to_array(fp32[original.input[1]]).astype(np.float32)
-        new = compensated_rounding(w, scale, hessians[original.input[0]])
+        new = compensated_rounding(w, scale, hessians[original.input[0]], qmax=qmax)
         inits[dq.input[0]].CopyFrom(numpy_helper.from_array(new, dq.input[0]))
         done += 1
     if done != len(set(nodes)):
