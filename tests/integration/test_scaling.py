@@ -97,15 +97,19 @@ async def test_one_of_two_workers_stopped_with_sigterm_mid_stream_duplicates_not
 ) -> None:
     env = _env(stream)
     total = 4000
-    await stream.produce(as_values(chats(total, seed=501), "t"))
+    # Produced steadily, not all at once: a backlog the first worker drains before the second has joined
+    # leaves the second nothing to label.
+    producing = asyncio.create_task(_produce_steadily(stream, as_values(chats(total, seed=501), "t"), 200))
     leaving = start_worker(env)
-    staying = start_worker(env)
+    staying = await asyncio.to_thread(start_worker, env)
     await _labelled(staying, 150)  # both hold partitions now
     await _labelled(leaving, 300)
+    assert not producing.done(), "the stream ended before the worker left: produce more, or slower"
     pauses = Pauses()
     pauses.read(leaving)
     leaving.stop()
     assert leaving.proc is not None and leaving.proc.returncode == 0, leaving.log_tail()
+    await producing
     outputs, dead = await stream.collect(total, within=240)
     pauses.read(staying)
     _assert_each_labelled_once(stream, outputs, dead, "t", total, "1 of 2 workers stopped (SIGTERM)", pauses)
