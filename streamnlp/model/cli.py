@@ -261,11 +261,18 @@ def check_cmd(model_dir: Path, profile_heads: str | None) -> None:
 
 
 def _add_build_commands() -> None:
-    """``teacher``, ``train``, ``factorize``, ``ship`` and ``card``: the resumable model build (torch
-    imported lazily)."""
-    from streamnlp.model.build.run import card_cmd, factorize_cmd, ship_cmd, teacher_cmd, train_cmd
+    """``teacher``, ``teacher-tune``, ``train``, ``factorize``, ``ship`` and ``card``: the resumable model
+    build (torch imported lazily)."""
+    from streamnlp.model.build.run import (
+        card_cmd,
+        factorize_cmd,
+        ship_cmd,
+        teacher_cmd,
+        teacher_tune_cmd,
+        train_cmd,
+    )
 
-    for command in (teacher_cmd, train_cmd, factorize_cmd, ship_cmd, card_cmd):
+    for command in (teacher_cmd, teacher_tune_cmd, train_cmd, factorize_cmd, ship_cmd, card_cmd):
         model.add_command(command)
 
 

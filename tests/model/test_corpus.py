@@ -111,3 +111,26 @@ def test_earlier_runs_are_read_in_run_order_from_a_folder_of_numbered_progress_f
     (state / "progress.json").write_text("{}")
     files = _progress_files((runs, state))
     assert [f.name for f in files] == ["1.json", "2.json", "10.json", "progress.json"]
+
+
+def test_model_card_shows_the_teacher_behind_the_soft_labels_and_only_then() -> None:
+    from streamnlp.model.build.card import _teacher_rows
+
+    assert _teacher_rows({}) == []
+    teacher = {
+        "teacher": "all-mpnet-base-v2, top 3 layers and a sentiment head fine-tuned",
+        "progress": {
+            "samples": 52512,
+            "train_seconds": 1800.0,
+            "history": [{"epoch": 0, "splits": {"sms_livejournal": 0.7312}, "score": 0.7312}],
+        },
+        "eval": {
+            "sst2_dev.csv": {"accuracy": 0.6, "macro_f1": 0.7, "macro_recall": 0.6, "binary_accuracy": 0.91}
+        },
+        "agreement_with_labels": {"semeval": 0.8},
+    }
+    text = "\n".join(_teacher_rows({"teacher": teacher}))
+    assert "52,512 training samples, 0.50 h" in text
+    assert "| 0 | 73.12 | 73.12 |" in text
+    assert "| sst2_dev | 60.00 | 70.00 | 60.00 | 91.00 |" in text
+    assert "semeval 80.00" in text

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamnlp.model.build.corpus import Corpus, Source
-from streamnlp.model.build.teacher import attach_soft_labels, cross_fit, text_keys
+from streamnlp.model.build.corpus import Corpus, Selection, Source
+from streamnlp.model.build.teacher import attach_soft_labels, cross_fit, sentiment_corpus, text_keys
 
 
 def test_cross_fitted_labels_do_not_memorise_rows() -> None:
@@ -58,3 +58,25 @@ def test_soft_labels_for_changed_rows_are_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="do not match"):
         attach_soft_labels(_corpus(["where is my card", "change my pin", "top up failed"]), tmp_path)
+
+
+def test_the_tuned_teacher_learns_and_is_chosen_on_sentiment_only() -> None:
+    """The fine-tuned teacher labels sentiment; its corpus keeps the sentiment sources that an epoch
+    draws from and the sentiment selection splits (the student's held-out splits), nothing else."""
+    sentiment = ["negative", "neutral", "positive"]
+    corpus = Corpus(
+        {"sentiment": sentiment, "intent_banking": ["a", "b"]},
+        {
+            "semeval": Source("semeval", "sentiment", ["bad day"], [0], per_epoch=5),
+            "sst2_sentences": Source("sst2_sentences", "sentiment", ["a fine film"], [1], per_epoch=0),
+            "banking77": Source("banking77", "intent_banking", ["top up"], [0], per_epoch=5),
+        },
+        {
+            "sms": Selection("sms", "sentiment", ["ok"], [1], True, "macro_f1"),
+            "banking77": Selection("banking77", "intent_banking", ["pin"], [1], False, "accuracy"),
+        },
+    )
+    tuned = sentiment_corpus(corpus)
+    assert tuned.heads == {"sentiment": sentiment}
+    assert list(tuned.sources) == ["semeval"]
+    assert list(tuned.selections) == ["sms"]

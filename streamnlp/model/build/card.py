@@ -358,6 +358,49 @@ class Variant:
     seq_per_s: float  # int8, batch 32, measured side by side with the other variants
 
 
+def _teacher_rows(info: Mapping[str, object]) -> list[str]:
+    """The fine-tuned sentiment teacher behind the soft labels: its selection scores, its own scores on
+    the sentiment eval sets (report only) and how often its soft labels agree with the rows' labels."""
+    teacher = info.get("teacher")
+    if not teacher:
+        return []
+    progress = teacher["progress"]  # type: ignore[index]
+    lines = [
+        "",
+        "## Sentiment teacher (soft labels)",
+        "",
+        f"{teacher['teacher']} (`streamnlp model teacher-tune`): {progress['samples']:,} training"  # type: ignore[index]
+        f" samples, {float(progress['train_seconds']) / 3600:.2f} h on 2 CPU cores. Its soft labels enter"
+        " the student's loss at the schedule's soft weight; training never runs the teacher.",
+        "",
+    ]
+    history = progress["history"]  # type: ignore[index]
+    if history:
+        names = list(history[-1]["splits"])
+        lines += ["| after epoch | " + " | ".join(names) + " | score |", "|---|" + "---|" * (len(names) + 1)]
+        for row in history:
+            cells = " | ".join(f"{100 * row['splits'][n]:.2f}" for n in names)
+            lines.append(f"| {row['epoch']} | {cells} | {100 * row['score']:.2f} |")
+    evals = teacher.get("eval") or {}  # type: ignore[union-attr]
+    if evals:
+        lines += ["", "| eval set (report only) | accuracy | macro-F1 | macro-recall | binary accuracy |"]
+        lines.append("|---|---|---|---|---|")
+        for file, m in evals.items():
+            lines.append(
+                f"| {file.removesuffix('.csv')} | {_pct(m['accuracy'])} | {_pct(m['macro_f1'])} |"
+                f" {_pct(m['macro_recall'])} | {_pct(m.get('binary_accuracy'))} |"
+            )
+    agreement = teacher.get("agreement_with_labels") or {}  # type: ignore[union-attr]
+    if agreement:
+        lines += [
+            "",
+            "Soft labels agree with the rows' own labels on: "
+            + ", ".join(f"{n} {_pct(v)}" for n, v in agreement.items())
+            + " (the rest is where the teacher reads a row differently from its label).",
+        ]
+    return lines
+
+
 def _variant_rows(variants: Sequence[Variant]) -> list[str]:
     head = " | ".join(c for c, _, _ in VARIANT_METRICS)
     lines = [
@@ -500,6 +543,7 @@ def write_release_card(
             f"| {row['batch']} | {row['squeezebert_int8']:.0f} | {row['bert_int8']:.0f} |"
             f" {row['squeezebert_fp32']:.0f} | {row['ratio']:.2f}x |"
         )
+    lines += _teacher_rows(info)
     if variants:
         lines += ["", *_variant_rows(variants)]
     if notes:

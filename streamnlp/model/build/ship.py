@@ -322,6 +322,9 @@ def ship(
         "progress": json.loads((run.state_dir / "progress.json").read_text()),  # type: ignore[attr-defined]
         "earlier": list(earlier),
     }
+    soft = info["progress"]["recipe"].get("soft_labels")  # type: ignore[index]
+    if soft and (Path(soft) / "teacher.json").is_file():  # the fine-tuned teacher behind the soft labels
+        info["teacher"] = json.loads((Path(soft) / "teacher.json").read_text())
 
     calibration = calibrate(model, corpus, encode)
     fold_temperatures(model, {h: c.temperature for h, c in calibration.items()})

