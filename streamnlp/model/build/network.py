@@ -43,6 +43,17 @@ class EncoderConfig:
         return asdict(self)
 
 
+def padding_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(batch, 1, 1, keys) additive attention bias that keeps every query off the padding."""
+    return (1.0 - attention_mask[:, None, None, :].to(dtype)) * -10000.0
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the hidden states over real tokens."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
 class GroupedLinear(nn.Module):
     """Kernel-size-1 grouped convolution over the last axis, one weight matrix per group."""
 
@@ -152,17 +163,14 @@ class MultiHeadClassifier(nn.Module):
             words = self.word_proj(words)
         x = words + self.position(positions) + self.token_type
         x = self.dropout(self.embed_norm(x))
-        mask_bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * -10000.0
+        mask_bias = padding_bias(attention_mask, x.dtype)
         states = [x]
         for layer in self.layers:
             x = layer(x, mask_bias)
             states.append(x)
         return states
 
-    @staticmethod
-    def pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    pool = staticmethod(mean_pool)
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor

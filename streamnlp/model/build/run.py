@@ -185,6 +185,17 @@ def _resumable(recipe: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in recipe.items() if k != "start_from"}
 
 
+def _adopt_recipe(run: Run, recipe: dict[str, object], state_dir: Path, *, check: bool = True) -> None:
+    """Record a new run's options; refuse (when ``check``) to resume one with other options."""
+    if run.progress.step == 0 and not run.progress.recipe:
+        run.progress.recipe = recipe
+    elif check and run.progress.recipe and _resumable(run.progress.recipe) != _resumable(recipe):
+        raise click.UsageError(
+            f"{state_dir} holds a run started with {json.dumps(run.progress.recipe)}; resume it with the"
+            " same options (or give a new --state-dir)"
+        )
+
+
 @click.group()
 def cli() -> None:
     """Build model v2 (needs the ``train`` extra)."""
@@ -276,13 +287,7 @@ def train_cmd(
         "per_epoch": mix,
         "train_word_table": train_word_table,
     }
-    if run.progress.step == 0 and not run.progress.recipe:
-        run.progress.recipe = recipe
-    elif not select_only and run.progress.recipe and _resumable(run.progress.recipe) != _resumable(recipe):
-        raise click.UsageError(
-            f"{state_dir} holds a run started with {json.dumps(run.progress.recipe)}; resume it with the"
-            " same options (or give a new --state-dir)"
-        )
+    _adopt_recipe(run, recipe, state_dir, check=not select_only)
     if select_only:
         from streamnlp.model.build.finetune import evaluate_selection
 
@@ -417,13 +422,7 @@ def teacher_tune_cmd(
     run = Run(model, corpus, encode, encode, encode_eval, sched, work_dir, state_dir)
     click.echo(f"resuming from: {run.resume()}", err=True)
     recipe = {"trainable_layers": trainable_layers, "epochs": epochs, "per_epoch": mix, "bf16": sched.bf16}
-    if run.progress.step == 0 and not run.progress.recipe:
-        run.progress.recipe = recipe
-    elif run.progress.recipe != recipe:
-        raise click.UsageError(
-            f"{state_dir} holds a run started with {json.dumps(run.progress.recipe)}; resume it with the"
-            " same options (or give a new --state-dir)"
-        )
+    _adopt_recipe(run, recipe, state_dir)
     deadline = time.time() + minutes * 60 if minutes else None
     _train(run, minutes, max_steps, state_dir)
     if run.progress.step < run.progress.total_steps or (deadline and time.time() >= deadline):

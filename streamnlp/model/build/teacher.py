@@ -169,8 +169,9 @@ def label_sources(
     agreement: dict[str, float] = {}
     for name, src in corpus.sources.items():
         path = out_dir / f"{name}.npz"
-        if path.exists() and np.array_equal(np.load(path)["keys"], text_keys(src.texts)):
-            probs = np.load(path)["probs"].astype(np.float32)
+        stored = np.load(path) if path.exists() else None
+        if stored is not None and np.array_equal(stored["keys"], text_keys(src.texts)):
+            probs = stored["probs"].astype(np.float32)
         else:
             logits = head_logits(model, encode(src.texts), src.head, batch_size=128, bf16=bf16)
             if src.binary:
