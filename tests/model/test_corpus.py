@@ -97,6 +97,19 @@ def test_model_card_names_what_each_run_changed() -> None:
     recipe = {"lr": 1e-4, "seed": 19, "per_epoch": {"sst2_sentences": 8000}, "train_word_table": True}
     assert recipe_text(recipe) == "lr 0.0001, seed 19, sst2_sentences 8,000 rows/epoch, word table trained"
     assert recipe_text({}) == "-"
+    soft = {"soft_labels": "training-state/teacher", "soft_weight": 0.8}
+    assert recipe_text(soft) == "teacher soft labels (weight 0.8)"
+    assert recipe_text({"soft_labels": "training-state/teacher"}) == "teacher soft labels"
+
+
+def test_train_refuses_a_soft_weight_without_soft_labels() -> None:
+    from click.testing import CliRunner
+
+    from streamnlp.model.build.run import cli
+
+    result = CliRunner().invoke(cli, ["train", "--soft-weight", "0.8"])
+    assert result.exit_code == 2
+    assert "--soft-labels" in result.output
 
 
 def test_earlier_runs_are_read_in_run_order_from_a_folder_of_numbered_progress_files(tmp_path) -> None:

@@ -80,3 +80,19 @@ def test_the_tuned_teacher_learns_and_is_chosen_on_sentiment_only() -> None:
     assert tuned.heads == {"sentiment": sentiment}
     assert list(tuned.sources) == ["semeval"]
     assert list(tuned.selections) == ["sms"]
+
+
+def test_a_source_without_labels_of_its_own_takes_the_teachers(tmp_path: Path) -> None:
+    texts = ["a fine , fine film", "a dull , dull film"]
+    probs = np.array([[0.2, 0.8], [0.9, 0.1]], dtype=np.float16)
+    np.savez_compressed(tmp_path / "sst2_augmented.npz", keys=text_keys(texts), probs=probs)
+    source = Source("sst2_augmented", "sentiment", texts, per_epoch=2, binary=True, teacher_labelled=True)
+    corpus = Corpus({"sentiment": ["negative", "neutral", "positive"]}, {"sst2_augmented": source}, {})
+    attach_soft_labels(corpus, tmp_path)
+    assert source.labels == [1, 0]  # indices into BINARY: positive, negative
+
+
+def test_the_teacher_labels_its_unlabelled_sources_without_training_on_them() -> None:
+    unlabelled = Source("sst2_augmented", "sentiment", ["a fine film"], per_epoch=0, teacher_labelled=True)
+    corpus = Corpus({"sentiment": ["negative", "neutral", "positive"]}, {"sst2_augmented": unlabelled}, {})
+    assert list(sentiment_corpus(corpus).sources) == ["sst2_augmented"]

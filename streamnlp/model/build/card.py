@@ -241,7 +241,8 @@ def recipe_text(recipe: Mapping[str, object]) -> str:
     if recipe.get("train_word_table"):
         parts.append("word table trained")
     if recipe.get("soft_labels"):
-        parts.append("teacher soft labels")
+        weight = recipe.get("soft_weight")
+        parts.append("teacher soft labels" + (f" (weight {weight})" if weight is not None else ""))
     return ", ".join(parts) or "-"
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamnlp.model.build.augment import recombine
 from streamnlp.model.evaluate import read_labelled_rows
 
 SENTIMENT = ["negative", "neutral", "positive"]
@@ -125,8 +126,10 @@ DEFAULT_PER_EPOCH: dict[str, int] = {
     "clinc150": 8000,
     "hwu64": 8000,
     "mtsamples": 2000,
+    "sst2_augmented": 0,  # labelled by the teacher only: needs its soft labels (see ``augment``)
 }
 """Rows each source contributes to an epoch (drawn with repeats when larger than the source)."""
+AUGMENTED_SENTENCES = 30_000  # recombined SST-2 sentences the teacher labels (``augment.recombine``)
 SENTENCE_WORDS = 12  # an SST-2 row this long is (nearly always) a whole review sentence, not a phrase
 
 # Function words: what stays of an utterance when its content words are dropped is its phrasing template.
@@ -153,6 +156,8 @@ class Source:
     binary: bool = False  # labels index BINARY; the loss uses only the negative/positive logits
     window: int = 0  # >0: train on a random window of this many tokens of each (long) text
     soft: np.ndarray | None = None  # teacher probabilities per row (see ``teacher``), when computed
+    # Rows without labels of their own: their labels are the teacher's (``teacher.attach_soft_labels``).
+    teacher_labelled: bool = False
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -352,6 +357,9 @@ def load_corpus(data_dir: Path, seed: int = 13, per_epoch: dict[str, int] | None
     )
     problems_held = problem_statements(bitext_templates)
 
+    augmented = recombine(
+        [t for t, _ in sst2_sentences], [t for t, _ in sst2_train], AUGMENTED_SENTENCES, seed
+    )
     n = dict(DEFAULT_PER_EPOCH)
     n.update(per_epoch or {})
     sources = {
@@ -360,6 +368,14 @@ def load_corpus(data_dir: Path, seed: int = 13, per_epoch: dict[str, int] | None
         "sst2": _source("sst2", "sentiment", sst2_train, BINARY, per_epoch=n["sst2"], binary=True),
         "sst2_sentences": _source(
             "sst2_sentences", "sentiment", sst2_sentences, BINARY, per_epoch=n["sst2_sentences"], binary=True
+        ),
+        "sst2_augmented": Source(
+            "sst2_augmented",
+            "sentiment",
+            augmented,
+            per_epoch=n["sst2_augmented"],
+            binary=True,
+            teacher_labelled=True,
         ),
         "emotion": _source("emotion", "sentiment", emotion, BINARY, per_epoch=n["emotion"], binary=True),
         "plain_requests": _source(

@@ -52,6 +52,7 @@ def prepare(  # type: ignore[no-untyped-def]
     seed: int | None = None,
     fraction: float = 1.0,
     soft_labels: Path | None = None,
+    soft_weight: float | None = None,
     per_epoch: dict[str, int] | None = None,
     train_word_table: bool = False,
 ):
@@ -78,7 +79,7 @@ def prepare(  # type: ignore[no-untyped-def]
 
     torch.set_num_threads(threads)
     sched = FinetuneSchedule()
-    overrides = {"epochs": epochs, "lr": lr, "seed": seed}
+    overrides = {"epochs": epochs, "lr": lr, "seed": seed, "soft_weight": soft_weight}
     sched = dataclasses.replace(sched, **{k: v for k, v in overrides.items() if v is not None})
     corpus = load_corpus(data_dir, CORPUS_SEED, per_epoch)  # fixed seed: the held-out splits never move
     if soft_labels is not None:
@@ -87,9 +88,16 @@ def prepare(  # type: ignore[no-untyped-def]
         logging.getLogger(__name__).info(
             "teacher soft labels for: %s", ", ".join(attach_soft_labels(corpus, soft_labels))
         )
+    unlabelled = [n for n, s in corpus.sources.items() if s.per_epoch and len(s.labels) != len(s)]
+    if unlabelled:
+        raise click.ClickException(
+            f"{', '.join(unlabelled)}: labelled by the teacher alone; give --soft-labels a folder holding"
+            f" {', '.join(n + '.npz' for n in unlabelled)} (`streamnlp model teacher-tune` writes them)"
+        )
     if fraction != 1.0:  # a shorter epoch: the same mix of sources, fewer rows of each
         for source in corpus.sources.values():
-            source.per_epoch = max(1, round(source.per_epoch * fraction))
+            if source.per_epoch:  # a source left out stays out
+                source.per_epoch = max(1, round(source.per_epoch * fraction))
     model = student_from_onnx(init / "model.onnx", EncoderConfig(**STUDENT_CFG))
     add_heads(model, {h: len(labels) for h, labels in corpus.heads.items()}, seed=sched.seed)
     # The word table (11.7M of the 15.4M parameters) stays as shipped: the encoder above it learns the
@@ -232,6 +240,11 @@ def cli() -> None:
     help="Folder of teacher soft labels (from `streamnlp model teacher`) mixed into the loss.",
 )
 @click.option(
+    "--soft-weight",
+    type=click.FloatRange(0.0, 1.0),
+    help="Share of the loss from the soft labels on rows that have them (schedule default 0.5).",
+)
+@click.option(
     "--per-epoch",
     "per_epoch",
     multiple=True,
@@ -257,12 +270,15 @@ def train_cmd(
     lr: float | None,
     seed: int | None,
     soft_labels: Path | None,
+    soft_weight: float | None,
     per_epoch: tuple[str, ...],
     train_word_table: bool,
 ) -> None:
     """Fine-tune model v2 (resumable; commit --state-dir before a session ends)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     mix = _per_epoch(per_epoch)
+    if soft_weight is not None and soft_labels is None:
+        raise click.UsageError("--soft-weight needs --soft-labels")
     run = prepare(
         data_dir,
         init,
@@ -274,6 +290,7 @@ def train_cmd(
         lr=lr,
         seed=seed,
         soft_labels=soft_labels,
+        soft_weight=soft_weight,
         per_epoch=mix,
         train_word_table=train_word_table,
     )
@@ -287,6 +304,8 @@ def train_cmd(
         "per_epoch": mix,
         "train_word_table": train_word_table,
     }
+    if soft_weight is not None:  # only when given: runs recorded before the option still resume
+        recipe["soft_weight"] = soft_weight
     _adopt_recipe(run, recipe, state_dir, check=not select_only)
     if select_only:
         from streamnlp.model.build.finetune import evaluate_selection

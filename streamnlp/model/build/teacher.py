@@ -150,10 +150,15 @@ def store_soft_labels(path: Path, texts: Sequence[str], probs: np.ndarray) -> No
 
 def sentiment_corpus(corpus: Corpus) -> Corpus:
     """The sentiment head's sources and selection splits only: what the tuned teacher learns and is
-    chosen on (the same held-out splits as the student's, so neither ever trains on them)."""
+    chosen on (the same held-out splits as the student's, so neither ever trains on them), and the
+    unlabelled sources it only labels (it never draws from those: they have no labels to train on)."""
     return Corpus(
         {"sentiment": corpus.heads["sentiment"]},
-        {n: s for n, s in corpus.sources.items() if s.head == "sentiment" and s.per_epoch},
+        {
+            n: s
+            for n, s in corpus.sources.items()
+            if s.head == "sentiment" and (s.per_epoch or s.teacher_labelled)
+        },
         {n: s for n, s in corpus.selections.items() if s.head == "sentiment"},
     )
 
@@ -163,7 +168,8 @@ def label_sources(
 ) -> dict[str, float]:
     """Soft labels of every source of ``corpus`` from a fine-tuned teacher, one ``<source>.npz`` each
     (a source already labelled for the same rows is skipped, so an interrupted labelling resumes).
-    Returns each source's agreement with its own labels (binary sources on their two columns)."""
+    Returns each source's agreement with its own labels (binary sources on their two columns); a source
+    labelled by the teacher alone has none."""
     from streamnlp.model.build.finetune import BINARY_COLUMNS, head_logits
 
     agreement: dict[str, float] = {}
@@ -180,6 +186,9 @@ def label_sources(
             probs = np.exp(logits)
             probs /= probs.sum(1, keepdims=True)
             store_soft_labels(path, src.texts, probs)
+        if src.teacher_labelled:
+            log.info("%s: %d rows labelled by the teacher alone", name, len(src))
+            continue
         agreement[name] = round(float((probs.argmax(1) == np.asarray(src.labels)).mean()), 4)
         log.info("%s: %d rows, teacher agrees with the labels on %.4f", name, len(src), agreement[name])
     return agreement
@@ -197,5 +206,7 @@ def attach_soft_labels(corpus: Corpus, soft_dir: Path) -> list[str]:
         if not np.array_equal(stored["keys"], text_keys(src.texts)):
             raise ValueError(f"{path}: its rows do not match source {path.stem!r}; recompute the soft labels")
         src.soft = stored["probs"].astype(np.float32)
+        if src.teacher_labelled:  # no labels of its own: the hard labels are the teacher's too
+            src.labels = src.soft.argmax(1).tolist()
         attached.append(path.stem)
     return attached
