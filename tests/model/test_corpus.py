@@ -6,6 +6,7 @@ These need neither torch nor ``../shared``: they run on rows written here.
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 from streamnlp.model.build.corpus import (
     SENTENCE_WORDS,
@@ -147,3 +148,26 @@ def test_model_card_shows_the_teacher_behind_the_soft_labels_and_only_then() -> 
     assert "| 0 | 73.12 | 73.12 |" in text
     assert "| sst2_dev | 60.00 | 70.00 | 60.00 | 91.00 |" in text
     assert "semeval 80.00" in text
+    assert "sst2_augmented" not in text
+    student = {"recipe": {"per_epoch": {"sst2_augmented": 15000}}}
+    text = "\n".join(_teacher_rows({"teacher": teacher, "progress": student}))
+    assert "`sst2_augmented` (15,000 rows per epoch)" in text
+
+
+def test_teacher_tune_uses_bf16_only_where_the_cpu_has_it_and_a_resumed_run_keeps_its_choice(
+    tmp_path: Path,
+) -> None:
+    from streamnlp.model.build.run import _bf16_choice, cpu_has_bf16
+
+    avx2 = tmp_path / "avx2"
+    avx2.write_text("flags\t\t: fpu sse2 avx avx2 fma\n")
+    bf16 = tmp_path / "bf16"
+    bf16.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert not cpu_has_bf16(avx2) and cpu_has_bf16(bf16)
+    assert not cpu_has_bf16(tmp_path / "missing")
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "progress.json").write_text('{"recipe": {"bf16": true}}')
+    assert _bf16_choice(None, state) is True  # whatever this machine has
+    assert _bf16_choice(False, state) is False  # an explicit choice wins (and the recipe check then refuses)

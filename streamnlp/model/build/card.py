@@ -391,6 +391,15 @@ def _teacher_rows(info: Mapping[str, object]) -> list[str]:
                 f"| {file.removesuffix('.csv')} | {_pct(m['accuracy'])} | {_pct(m['macro_f1'])} |"
                 f" {_pct(m['macro_recall'])} | {_pct(m.get('binary_accuracy'))} |"
             )
+    recipe = (info.get("progress") or {}).get("recipe") or {}  # type: ignore[union-attr]  # the student's
+    augmented = (recipe.get("per_epoch") or {}).get("sst2_augmented")
+    if augmented:
+        lines += [
+            "",
+            f"`sst2_augmented` ({augmented:,} rows per epoch): SST-2 training sentences with one or two of"
+            " their phrases swapped for other training phrases of the same length (`augment.recombine`),"
+            " labelled by the teacher alone: new review text on which it passes on how it reads a sentence.",
+        ]
     agreement = teacher.get("agreement_with_labels") or {}  # type: ignore[union-attr]
     if agreement:
         lines += [

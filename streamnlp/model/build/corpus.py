@@ -129,7 +129,7 @@ DEFAULT_PER_EPOCH: dict[str, int] = {
     "sst2_augmented": 0,  # labelled by the teacher only: needs its soft labels (see ``augment``)
 }
 """Rows each source contributes to an epoch (drawn with repeats when larger than the source)."""
-AUGMENTED_SENTENCES = 30_000  # recombined SST-2 sentences the teacher labels (``augment.recombine``)
+AUGMENTED_SENTENCES = 10_000  # recombined SST-2 sentences the teacher labels (``augment.recombine``)
 SENTENCE_WORDS = 12  # an SST-2 row this long is (nearly always) a whole review sentence, not a phrase
 
 # Function words: what stays of an utterance when its content words are dropped is its phrasing template.
