@@ -364,7 +364,10 @@ class Run:
             return f"checkpoint {ckpt} at step {self.progress.step}"
         if progress.exists():
             self.progress = Progress.from_json(progress.read_text())
-            load_compact(self.model, self.state_dir / "latest.safetensors")
+            weights = self.state_dir / "latest.safetensors"
+            if not weights.exists() and 0 < self.progress.total_steps <= self.progress.step:
+                weights = self.state_dir / "best.safetensors"  # a finished run may keep its best weights only
+            load_compact(self.model, weights)
             self.warm_from, self.warm_steps = self.progress.step, self.sched.resume_warmup_steps
             return f"compact state {self.state_dir} at step {self.progress.step}"
         return "start"
