@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 DEFAULT_STATE_DIR = Path("training-state")  # the one tracked folder a build resumes from (see README)
 DEFAULT_WORK_DIR = Path("build/v2")
+SOFT_LABELS_DIR = DEFAULT_STATE_DIR / "teacher"  # both teachers write here; `train --soft-labels` reads it
 DEFAULT_INIT = DEFAULT_MODEL_DIR
 STUDENT_CFG = {"qkv_groups": 4, "intermediate_groups": 4, "output_groups": 4}
 TRAIN_MAX_LENGTH = 64
@@ -326,7 +327,7 @@ def train_cmd(
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    default=DEFAULT_STATE_DIR / "teacher",
+    default=SOFT_LABELS_DIR,
     show_default=True,
     help="Where the soft labels go (compact: commit them with the training state).",
 )
@@ -371,7 +372,8 @@ def _bf16_choice(given: bool | None, state_dir: Path) -> bool:
 
 
 TEACHER_STATE_DIR = DEFAULT_STATE_DIR / "teacher-mpnet"
-TEACHER_SCHEDULE = {"epochs": 1, "lr": 5e-5, "head_lr": 1e-3, "warmup_steps": 150, "bf16": True}
+# bf16 is not part of it: ``_bf16_choice`` decides per machine (or per resumed run)
+TEACHER_SCHEDULE = {"epochs": 1, "lr": 5e-5, "head_lr": 1e-3, "warmup_steps": 150}
 TEACHER_PER_EPOCH = {"sst2_sentences": 8000}  # review sentences: where SST-2's dev set differs from tweets
 
 
@@ -392,7 +394,7 @@ TEACHER_PER_EPOCH = {"sst2_sentences": 8000}  # review sentences: where SST-2's 
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    default=DEFAULT_STATE_DIR / "teacher",
+    default=SOFT_LABELS_DIR,
     show_default=True,
     help="Where the soft labels go once training has finished (pass it to `train --soft-labels`).",
 )
