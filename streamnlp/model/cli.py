@@ -261,18 +261,11 @@ def check_cmd(model_dir: Path, profile_heads: str | None) -> None:
 
 
 def _add_build_commands() -> None:
-    """``teacher``, ``teacher-tune``, ``train``, ``factorize``, ``ship`` and ``card``: the resumable model
-    build (torch imported lazily)."""
-    from streamnlp.model.build.run import (
-        card_cmd,
-        factorize_cmd,
-        ship_cmd,
-        teacher_cmd,
-        teacher_tune_cmd,
-        train_cmd,
-    )
+    """Every command of the resumable model build (``train``, ``ship``, ``soup``, ...; torch imported
+    lazily), taken from its group so that a new one needs no second list here."""
+    from streamnlp.model.build.run import cli as build
 
-    for command in (teacher_cmd, teacher_tune_cmd, train_cmd, factorize_cmd, ship_cmd, card_cmd):
+    for command in build.commands.values():
         model.add_command(command)
 
 

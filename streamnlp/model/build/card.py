@@ -235,6 +235,9 @@ def _target_rows(int8: Mapping[str, Mapping[str, object]]) -> list[str]:
 
 def recipe_text(recipe: Mapping[str, object]) -> str:
     """A run's command-line choices (``Progress.recipe``) in a few words; "-" when it recorded none."""
+    soup = recipe.get("soup")
+    if soup:  # `streamnlp model soup`: no training of its own
+        return "uniform mean of the weights of " + ", ".join(soup)  # type: ignore[arg-type]
     parts = [f"{k} {recipe[k]}" for k in ("lr", "seed") if recipe.get(k) is not None]
     per_epoch = recipe.get("per_epoch") or {}
     parts += [f"{name} {n:,} rows/epoch" for name, n in per_epoch.items()]  # type: ignore[union-attr]
@@ -267,7 +270,8 @@ def _how_built(info: Mapping[str, object]) -> list[str]:
         "   train only the negative/positive logits) and *plain requests* as neutral: intent utterances",
         "   in which the VADER lexicon finds no sentiment. Medical notes train on random 128-token windows.",
         "3. **Selection** after every epoch on held-out parts of `shared/data` (table below); the best",
-        "   mean score is shipped.",
+        "   mean score is shipped"
+        + (" (here: the mean of several runs' weights, scored beside each of them)." if _soup(info) else "."),
         "4. **Calibration**: one temperature per head, folded into the head's weights (table below);",
         "   the CLINC out-of-scope threshold is chosen after calibration on the CLINC val split.",
         "5. **Export**: ONNX opset 17; every weight MatMul's input channels rescaled into its weights",
@@ -278,6 +282,12 @@ def _how_built(info: Mapping[str, object]) -> list[str]:
         *_quantization_choices(info),
         *_long_notes(info),
     ]
+
+
+def _soup(info: Mapping[str, object]) -> list[str]:
+    """The runs whose mean weights were shipped (``streamnlp model soup``), or [] for a single run."""
+    recipe = info["progress"].get("recipe") or {}  # type: ignore[index,union-attr]
+    return list(recipe.get("soup") or [])  # type: ignore[union-attr]
 
 
 def _quantization_choices(info: Mapping[str, object]) -> list[str]:
@@ -391,8 +401,11 @@ def _teacher_rows(info: Mapping[str, object]) -> list[str]:
                 f"| {file.removesuffix('.csv')} | {_pct(m['accuracy'])} | {_pct(m['macro_f1'])} |"
                 f" {_pct(m['macro_recall'])} | {_pct(m.get('binary_accuracy'))} |"
             )
-    recipe = (info.get("progress") or {}).get("recipe") or {}  # type: ignore[union-attr]  # the student's
-    augmented = (recipe.get("per_epoch") or {}).get("sst2_augmented")
+    runs = [*info.get("earlier", []), info.get("progress") or {}]  # type: ignore[list-item]  # the student's
+    augmented = max(
+        ((r.get("recipe") or {}).get("per_epoch") or {}).get("sst2_augmented") or 0  # type: ignore[union-attr]
+        for r in runs
+    )
     if augmented:
         lines += [
             "",
@@ -495,8 +508,9 @@ def write_release_card(
         names = list(history[0]["splits"])
         oos = set(info.get("out_of_source", []))  # type: ignore[arg-type]
         shown = [f"**{n}** (out)" if n in oos else n for n in names]
+        first = "weights" if _soup(info) else "after epoch"
         lines += [
-            "| after epoch | " + " | ".join(shown) + " | out-of-source mean | in-source mean | score |",
+            f"| {first} | " + " | ".join(shown) + " | out-of-source mean | in-source mean | score |",
             "|---|" + "---|" * (len(names) + 3),
         ]
         for row in history:
@@ -505,9 +519,16 @@ def write_release_card(
                 f"| {row['epoch']} | {cells} | {100 * row['out_of_source_mean']:.2f} |"
                 f" {100 * row['in_source_mean']:.2f} | {100 * row['score']:.2f} |"
             )
+    soup = _soup(info)
+    shipped = (
+        f"Shipped: the soup, the uniform mean of the weights of {', '.join(soup)} (`streamnlp model soup`;"
+        " each of them fine-tuned from the same weights)."
+        if soup
+        else f"Shipped: the {info['weights']} weights (epoch {progress['best_epoch']}, best score)."  # type: ignore[index]
+    )
     lines += [
         "",
-        f"Shipped: the {info['weights']} weights (epoch {progress['best_epoch']}, best score).",  # type: ignore[index]
+        shipped,
         "",
         "## Calibration (temperature per head, folded into the head)",
         "",
@@ -563,7 +584,8 @@ def write_release_card(
         "",
         "## Compute spent",
         "",
-        "Fine-tuning runs, each continuing from the previous one's best weights (2 shared CPU cores):",
+        "Fine-tuning runs, each continuing from the shipped weights of its time (2 shared CPU cores); a"
+        " soup trains nothing and averages the runs it names:",
         "",
         "| run | epochs | steps | training samples | hours | best selection score | recipe changes |",
         "|---|---|---|---|---|---|---|",

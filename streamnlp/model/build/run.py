@@ -138,6 +138,14 @@ _eval_dir = click.option(
     help="Public test splits: reported on only.",
 )
 _threads = click.option("--threads", type=int, default=2, show_default=True)
+_init = click.option(
+    "--init",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_INIT,
+    show_default=True,
+    help="Shipped model directory the student's architecture, tokenizer and any weights a state lacks"
+    " come from.",
+)
 _minutes = click.option(
     "--minutes", type=float, default=0.0, help="Stop (resumably) after this long; 0 = run to the end."
 )
@@ -212,13 +220,7 @@ def cli() -> None:
 
 @cli.command("train")
 @_data_dir
-@click.option(
-    "--init",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_INIT,
-    show_default=True,
-    help="Shipped model directory the student starts from when no state exists yet.",
-)
+@_init
 @click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE_DIR, show_default=True)
 @click.option("--work-dir", type=click.Path(path_type=Path), default=DEFAULT_WORK_DIR, show_default=True)
 @_minutes
@@ -486,7 +488,7 @@ def teacher_tune_cmd(
 
 @cli.command("factorize")
 @_data_dir
-@click.option("--init", type=click.Path(path_type=Path), default=DEFAULT_INIT, show_default=True)
+@_init
 @click.option(
     "--teacher",
     type=click.Path(path_type=Path),
@@ -545,10 +547,79 @@ def factorize_cmd(
     _train(run, minutes, max_steps, state_dir)
 
 
+@cli.command("soup")
+@_data_dir
+@_init
+@click.argument("ingredients", nargs=-1, required=True, metavar="[NAME=]WEIGHTS...")
+@click.option(
+    "--out",
+    "state_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="State folder written for `ship --state-dir`: best.safetensors (the mean) and progress.json.",
+)
+@click.option("--work-dir", type=click.Path(path_type=Path), default=Path("build/soup"), show_default=True)
+@_threads
+def soup_cmd(
+    data_dir: Path, init: Path, ingredients: tuple[str, ...], state_dir: Path, work_dir: Path, threads: int
+) -> None:
+    """Average the weights of runs fine-tuned from the same weights (a uniform model soup) and score each
+    run and the soup side by side on the selection splits.
+
+    Each WEIGHTS is a finished run's state folder (its best.safetensors and progress.json) or a compact
+    weights file; NAME labels it in the table and the model card (default: the folder's or file's name).
+    """
+    import time
+
+    from streamnlp.model.build.finetune import Progress, evaluate_selection, load_compact
+    from streamnlp.model.build.soup import mean_weights, parse_ingredient, read_weights, write_weights
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    started = time.monotonic()
+    try:
+        parts = [parse_ingredient(spec) for spec in ingredients]
+        names = [p.name for p in parts]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two ingredients share a name ({', '.join(names)}): give NAME=WEIGHTS")
+        soup = mean_weights([read_weights(p.weights) for p in parts])
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    write_weights(soup, state_dir / "best.safetensors")
+    run = prepare(data_dir, init, state_dir, work_dir, threads)
+    history: list[dict[str, object]] = []
+    scored = [*((p.name, p.weights) for p in parts), ("soup", state_dir / "best.safetensors")]
+    for i, (name, path) in enumerate(scored):
+        load_compact(run.model, path)
+        row = evaluate_selection(run.model, run.corpus, run.encode_eval)
+        history.append(row | {"epoch": name, "step": 0})
+        click.echo(f"[{i + 1}/{len(scored)}] {name}: selection score {row['score']:.4f}", err=True)
+    recipes = [json.loads(p.progress.read_text()).get("recipe", {}) for p in parts if p.progress]
+    soft = {r.get("soft_labels") for r in recipes} - {None}
+    recipe: dict[str, object] = {"soup": {p.name: str(p.weights) for p in parts}}
+    if len(soft) == 1:  # the teacher whose soft labels the runs shared: the card describes it
+        recipe["soft_labels"] = soft.pop()
+    progress = Progress(
+        history=history,
+        best_score=float(history[-1]["score"]),  # type: ignore[arg-type]
+        best_epoch=len(history) - 1,
+        train_seconds=0.0,  # averaging trains nothing; the runs' compute is in their own progress
+        recipe=recipe,
+    )
+    (state_dir / "progress.json").write_text(progress.to_json())
+    width = max(len(n) for n in [*names, "soup"])
+    click.echo(f"{'weights':<{width}}  out-of-source  in-source  score")
+    for row in history:
+        click.echo(
+            f"{row['epoch']!s:<{width}}  {100 * row['out_of_source_mean']:13.2f}"  # type: ignore[operator]
+            f"  {100 * row['in_source_mean']:9.2f}  {100 * row['score']:5.2f}"  # type: ignore[operator]
+        )
+    click.echo(f"wrote {state_dir} in {(time.monotonic() - started) / 60:.1f} min", err=True)
+
+
 @cli.command("ship")
 @_data_dir
 @_eval_dir
-@click.option("--init", type=click.Path(path_type=Path), default=DEFAULT_INIT, show_default=True)
+@_init
 @click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE_DIR, show_default=True)
 @click.option("--work-dir", type=click.Path(path_type=Path), default=Path("build/ship"), show_default=True)
 @click.option(
