@@ -571,7 +571,6 @@ def soup_cmd(
     """
     import time
 
-    from streamnlp.model.build.finetune import Progress, evaluate_selection, load_compact
     from streamnlp.model.build.soup import mean_weights, parse_ingredient, read_weights, write_weights
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -584,8 +583,10 @@ def soup_cmd(
         soup = mean_weights([read_weights(p.weights) for p in parts])
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    run = prepare(data_dir, init, state_dir, work_dir, threads)  # without torch: the install command
+    from streamnlp.model.build.finetune import Progress, evaluate_selection, load_compact
+
     write_weights(soup, state_dir / "best.safetensors")
-    run = prepare(data_dir, init, state_dir, work_dir, threads)
     history: list[dict[str, object]] = []
     scored = [*((p.name, p.weights) for p in parts), ("soup", state_dir / "best.safetensors")]
     for i, (name, path) in enumerate(scored):
