@@ -106,3 +106,17 @@ def test_the_soup_command_refuses_runs_that_are_not_the_same_model_before_writin
 def test_the_model_card_names_the_runs_a_soup_averages() -> None:
     recipe = {"soup": {"run 5": "a.safetensors", "run 6": "run6/best.safetensors"}, "soft_labels": "t"}
     assert recipe_text(recipe) == "uniform mean of the weights of run 5, run 6"
+
+
+def test_the_soup_command_never_writes_over_a_training_runs_state(tmp_path: Path) -> None:
+    from streamnlp.model.build.run import cli
+
+    for name in ("a", "b"):
+        write_weights(_weights(0), tmp_path / f"{name}.safetensors")
+    run = tmp_path / "run8"
+    write_weights(_weights(1), run / "best.safetensors")
+    (run / "progress.json").write_text('{"recipe": {"seed": 41}}')
+    args = ["soup", str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"), "--out", str(run)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and "holds a training run's state" in result.output
+    np.testing.assert_array_equal(read_weights(run / "best.safetensors")["w"], _weights(1)["w"])

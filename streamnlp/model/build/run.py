@@ -581,6 +581,9 @@ def soup_cmd(
         if len(set(names)) != len(names):
             raise ValueError(f"two ingredients share a name ({', '.join(names)}): give NAME=WEIGHTS")
         soup = mean_weights([read_weights(p.weights) for p in parts])
+        earlier = state_dir / "progress.json"
+        if earlier.exists() and "soup" not in json.loads(earlier.read_text()).get("recipe", {}):
+            raise ValueError(f"{state_dir} holds a training run's state: give the soup a folder of its own")
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     run = prepare(data_dir, init, state_dir, work_dir, threads)  # without torch: the install command
