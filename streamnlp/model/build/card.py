@@ -504,11 +504,12 @@ def write_release_card(
         "",
     ]
     history = progress["history"]  # type: ignore[index]
+    soup = _soup(info)
     if history:
         names = list(history[0]["splits"])
         oos = set(info.get("out_of_source", []))  # type: ignore[arg-type]
         shown = [f"**{n}** (out)" if n in oos else n for n in names]
-        first = "weights" if _soup(info) else "after epoch"
+        first = "weights" if soup else "after epoch"
         lines += [
             f"| {first} | " + " | ".join(shown) + " | out-of-source mean | in-source mean | score |",
             "|---|" + "---|" * (len(names) + 3),
@@ -519,7 +520,6 @@ def write_release_card(
                 f"| {row['epoch']} | {cells} | {100 * row['out_of_source_mean']:.2f} |"
                 f" {100 * row['in_source_mean']:.2f} | {100 * row['score']:.2f} |"
             )
-    soup = _soup(info)
     shipped = (
         f"Shipped: the soup, the uniform mean of the weights of {', '.join(soup)} (`streamnlp model soup`;"
         " each of them fine-tuned from the same weights)."

@@ -571,7 +571,7 @@ def soup_cmd(
     """
     import time
 
-    from streamnlp.model.build.soup import mean_weights, parse_ingredient, read_weights, write_weights
+    from streamnlp.model.build.soup import BEST, mean_weights, parse_ingredient, read_weights, write_weights
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     started = time.monotonic()
@@ -589,9 +589,10 @@ def soup_cmd(
     run = prepare(data_dir, init, state_dir, work_dir, threads)  # without torch: the install command
     from streamnlp.model.build.finetune import Progress, evaluate_selection, load_compact
 
-    write_weights(soup, state_dir / "best.safetensors")
+    soup_file = state_dir / BEST
+    write_weights(soup, soup_file)
     history: list[dict[str, object]] = []
-    scored = [*((p.name, p.weights) for p in parts), ("soup", state_dir / "best.safetensors")]
+    scored = [*((p.name, p.weights) for p in parts), ("soup", soup_file)]
     for i, (name, path) in enumerate(scored):
         load_compact(run.model, path)
         row = evaluate_selection(run.model, run.corpus, run.encode_eval)
