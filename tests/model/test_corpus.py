@@ -152,9 +152,13 @@ def test_model_card_shows_the_teacher_behind_the_soft_labels_and_only_then() -> 
     student = {"recipe": {"per_epoch": {"sst2_augmented": 15000}}}
     text = "\n".join(_teacher_rows({"teacher": teacher, "progress": student}))
     assert "`sst2_augmented` (15,000 rows per epoch)" in text
+    assert "sst2_contrast" not in text
+    earlier = {"recipe": {"per_epoch": {"sst2_contrast": 12000}}}  # named when any run behind it drew it
+    text = "\n".join(_teacher_rows({"teacher": teacher, "progress": student, "earlier": [earlier]}))
+    assert "`sst2_contrast` (12,000 rows per epoch)" in text
 
 
-def test_teacher_tune_uses_bf16_only_where_the_cpu_has_it_and_a_resumed_run_keeps_its_choice(
+def test_training_uses_bf16_only_where_the_cpu_has_it_and_a_resumed_run_keeps_its_choice(
     tmp_path: Path,
 ) -> None:
     from streamnlp.model.build.run import _bf16_choice, cpu_has_bf16
@@ -171,3 +175,7 @@ def test_teacher_tune_uses_bf16_only_where_the_cpu_has_it_and_a_resumed_run_keep
     (state / "progress.json").write_text('{"recipe": {"bf16": true}}')
     assert _bf16_choice(None, state) is True  # whatever this machine has
     assert _bf16_choice(False, state) is False  # an explicit choice wins (and the recipe check then refuses)
+    (state / "progress.json").write_text('{"recipe": {"epochs": 1}}')
+    assert _bf16_choice(None, state) is False  # recorded before runs had the option: it trained in fp32
+    fresh = tmp_path / "fresh"
+    assert _bf16_choice(None, fresh) is cpu_has_bf16()  # a new run: what this machine computes itself

@@ -8,6 +8,17 @@ from pathlib import Path
 
 from streamnlp.model.manifest import MODEL_FILE, WHOLE_TEXT_FILE, read_json
 
+# Sources with no labels of their own, labelled by the teacher alone (``augment``): what each one is.
+TEACHER_ONLY_SOURCES = {
+    "sst2_augmented": "SST-2 training sentences with one or two of their phrases swapped for other training"
+    " phrases of the same length (`augment.recombine`), labelled by the teacher alone: new review text on"
+    " which it passes on how it reads a sentence.",
+    "sst2_contrast": 'SST-2 training phrases of opposite polarity joined by a contrast ("a , but b",'
+    ' "although a , b") or put under a negation ("not a", "far from a")'
+    " (`augment.contrast`), labelled by the teacher alone (negative or positive): sentences whose polarity"
+    " their structure decides, where the student's cue words mislead it.",
+}
+
 TARGETS = (
     # (label, eval file, metric key, target, what)
     ("Banking77 test accuracy", "banking77_test.csv", "accuracy", 0.92, ">= 92"),
@@ -402,17 +413,13 @@ def _teacher_rows(info: Mapping[str, object]) -> list[str]:
                 f" {_pct(m['macro_recall'])} | {_pct(m.get('binary_accuracy'))} |"
             )
     runs = [*info.get("earlier", []), info.get("progress") or {}]  # type: ignore[list-item]  # the student's
-    augmented = max(
-        ((r.get("recipe") or {}).get("per_epoch") or {}).get("sst2_augmented") or 0  # type: ignore[union-attr]
-        for r in runs
-    )
-    if augmented:
-        lines += [
-            "",
-            f"`sst2_augmented` ({augmented:,} rows per epoch): SST-2 training sentences with one or two of"
-            " their phrases swapped for other training phrases of the same length (`augment.recombine`),"
-            " labelled by the teacher alone: new review text on which it passes on how it reads a sentence.",
-        ]
+    for source, what in TEACHER_ONLY_SOURCES.items():
+        rows = max(
+            ((r.get("recipe") or {}).get("per_epoch") or {}).get(source) or 0  # type: ignore[union-attr]
+            for r in runs
+        )
+        if rows:
+            lines += ["", f"`{source}` ({rows:,} rows per epoch): {what}"]
     agreement = teacher.get("agreement_with_labels") or {}  # type: ignore[union-attr]
     if agreement:
         lines += [

@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from streamnlp.model.build.corpus import BINARY, SENTIMENT, Corpus, Selection, Source, draw
 from streamnlp.model.build.network import MultiHeadClassifier
+from streamnlp.model.build.state import BEST, LATEST, PROGRESS
 from streamnlp.model.metrics import OOS, score
 from streamnlp.model.runtime import pad
 
@@ -354,7 +355,7 @@ class Run:
     # where a run comes back from, best first: this machine's full checkpoint, then the committed state
     def resume(self) -> str:
         ckpt = self.work_dir / "checkpoint.pt"
-        progress = self.state_dir / "progress.json"
+        progress = self.state_dir / PROGRESS
         if ckpt.exists():
             state = torch.load(ckpt, weights_only=False)
             self.model.load_state_dict(state["model"])
@@ -364,9 +365,9 @@ class Run:
             return f"checkpoint {ckpt} at step {self.progress.step}"
         if progress.exists():
             self.progress = Progress.from_json(progress.read_text())
-            weights = self.state_dir / "latest.safetensors"
+            weights = self.state_dir / LATEST
             if not weights.exists() and 0 < self.progress.total_steps <= self.progress.step:
-                weights = self.state_dir / "best.safetensors"  # a finished run may keep its best weights only
+                weights = self.state_dir / BEST  # a finished run may keep its best weights only
             load_compact(self.model, weights)
             self.warm_from, self.warm_steps = self.progress.step, self.sched.resume_warmup_steps
             return f"compact state {self.state_dir} at step {self.progress.step}"
@@ -412,8 +413,8 @@ class Run:
 
     def save_compact_state(self) -> None:
         """The committed state: latest weights and progress (the best weights are written when chosen)."""
-        save_compact(self.model, self.state_dir / "latest.safetensors")
-        (self.state_dir / "progress.json").write_text(self.progress.to_json())
+        save_compact(self.model, self.state_dir / LATEST)
+        (self.state_dir / PROGRESS).write_text(self.progress.to_json())
 
     def _end_of_epoch(self, epoch: int) -> None:
         result = evaluate_selection(self.model, self.corpus, self.encode_eval, self.sched.bf16)
@@ -423,15 +424,18 @@ class Run:
         if float(result["score"]) > self.progress.best_score:  # type: ignore[arg-type]
             self.progress.best_score = float(result["score"])  # type: ignore[arg-type]
             self.progress.best_epoch = epoch
-            save_compact(self.model, self.state_dir / "best.safetensors")
+            save_compact(self.model, self.state_dir / BEST)
         self.save_compact_state()
         self.save_checkpoint()
 
     def train(self, *, deadline: float | None = None, max_steps: int = 0) -> bool:
         """Train until the run ends (True), ``deadline`` (a ``time.time()``) passes or ``max_steps`` more
-        steps are done (False); the compact state is written before returning either way."""
+        steps are done (False); the compact state is written before returning either way, except for a
+        run that had already finished: its committed state (the best weights only) stays as it is."""
         self._plan()
         p = self.progress
+        if p.total_steps and p.step >= p.total_steps:
+            return True
         last_ckpt = time.monotonic()
         started, done_here = time.monotonic(), 0
         self.model.train()

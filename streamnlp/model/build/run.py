@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from streamnlp.model.build.state import BEST, PROGRESS
 from streamnlp.model.manifest import DEFAULT_MODEL_DIR
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ def prepare(  # type: ignore[no-untyped-def]
     soft_weight: float | None = None,
     per_epoch: dict[str, int] | None = None,
     train_word_table: bool = False,
+    bf16: bool = False,
 ):
     """Corpus, model and a :class:`~streamnlp.model.build.finetune.Run` (not yet resumed).
 
@@ -80,7 +82,7 @@ def prepare(  # type: ignore[no-untyped-def]
 
     torch.set_num_threads(threads)
     sched = FinetuneSchedule()
-    overrides = {"epochs": epochs, "lr": lr, "seed": seed, "soft_weight": soft_weight}
+    overrides = {"epochs": epochs, "lr": lr, "seed": seed, "soft_weight": soft_weight, "bf16": bf16}
     sched = dataclasses.replace(sched, **{k: v for k, v in overrides.items() if v is not None})
     corpus = load_corpus(data_dir, CORPUS_SEED, per_epoch)  # fixed seed: the held-out splits never move
     if soft_labels is not None:
@@ -149,6 +151,12 @@ _init = click.option(
 _minutes = click.option(
     "--minutes", type=float, default=0.0, help="Stop (resumably) after this long; 0 = run to the end."
 )
+_bf16 = click.option(
+    "--bf16/--no-bf16",
+    default=None,
+    help="bf16 autocast. Default: a resumed run keeps its own choice; a new one uses bf16 where the CPU has"
+    " bf16 units (emulated bf16 ran 20x slower than fp32 on an AVX2-only CPU).",
+)
 
 
 def _per_epoch(pairs: tuple[str, ...]) -> dict[str, int]:
@@ -174,8 +182,8 @@ def _progress_files(paths: tuple[Path, ...]) -> list[Path]:
     for path in paths:
         if path.is_file():
             files.append(path)
-        elif (path / "progress.json").exists():
-            files.append(path / "progress.json")
+        elif (path / PROGRESS).exists():
+            files.append(path / PROGRESS)
         else:
             numbered = sorted(path.glob("*.json"), key=lambda f: (len(f.stem), f.stem))
             if not numbered:
@@ -259,6 +267,7 @@ def cli() -> None:
     is_flag=True,
     help="Train the word table too (its fp16 copy then enters the compact state: +23 MB).",
 )
+@_bf16
 def train_cmd(
     data_dir: Path,
     init: Path,
@@ -276,6 +285,7 @@ def train_cmd(
     soft_weight: float | None,
     per_epoch: tuple[str, ...],
     train_word_table: bool,
+    bf16: bool | None,
 ) -> None:
     """Fine-tune model v2 (resumable; commit --state-dir before a session ends)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -296,6 +306,7 @@ def train_cmd(
         soft_weight=soft_weight,
         per_epoch=mix,
         train_word_table=train_word_table,
+        bf16=_bf16_choice(bf16, state_dir),
     )
     click.echo(f"resuming from: {run.resume()}", err=True)
     recipe = {
@@ -309,6 +320,8 @@ def train_cmd(
     }
     if soft_weight is not None:  # only when given: runs recorded before the option still resume
         recipe["soft_weight"] = soft_weight
+    if run.sched.bf16:  # likewise: fp32 runs recorded before the option still resume
+        recipe["bf16"] = True
     _adopt_recipe(run, recipe, state_dir, check=not select_only)
     if select_only:
         from streamnlp.model.build.finetune import evaluate_selection
@@ -365,12 +378,14 @@ def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 
 def _bf16_choice(given: bool | None, state_dir: Path) -> bool:
-    """``--bf16/--no-bf16`` when given, else the resumed run's recorded choice, else what the CPU has."""
+    """``--bf16/--no-bf16`` when given, else the resumed run's recorded choice (fp32 for a run recorded
+    before it had the option), else what the CPU has."""
     if given is not None:
         return given
-    progress = state_dir / "progress.json"
-    recorded = json.loads(progress.read_text()).get("recipe", {}) if progress.exists() else {}
-    return bool(recorded["bf16"]) if "bf16" in recorded else cpu_has_bf16()
+    progress = state_dir / PROGRESS
+    if progress.exists():
+        return bool(json.loads(progress.read_text()).get("recipe", {}).get("bf16", False))
+    return cpu_has_bf16()
 
 
 TEACHER_STATE_DIR = DEFAULT_STATE_DIR / "teacher-mpnet"
@@ -417,12 +432,7 @@ TEACHER_PER_EPOCH = {"sst2_sentences": 8000}  # review sentences: where SST-2's 
 )
 @_minutes
 @click.option("--max-steps", type=int, default=0, help="Stop after this many steps in this process.")
-@click.option(
-    "--bf16/--no-bf16",
-    default=None,
-    help="bf16 autocast. Default: a resumed run keeps its own choice; a new one uses bf16 where the CPU has"
-    " bf16 units (emulated bf16 ran 20x slower than fp32 on an AVX2-only CPU).",
-)
+@_bf16
 @_threads
 def teacher_tune_cmd(
     data_dir: Path,
@@ -473,7 +483,7 @@ def teacher_tune_cmd(
     _train(run, minutes, max_steps, state_dir)
     if run.progress.step < run.progress.total_steps or (deadline and time.time() >= deadline):
         return
-    load_compact(model, state_dir / "best.safetensors")
+    load_compact(model, state_dir / BEST)
     agreement = label_sources(model, corpus, encode, out, bf16=sched.bf16)
     summary = {
         "teacher": f"all-mpnet-base-v2, top {trainable_layers} layers and a sentiment head fine-tuned",
@@ -492,7 +502,7 @@ def teacher_tune_cmd(
 @click.option(
     "--teacher",
     type=click.Path(path_type=Path),
-    default=DEFAULT_STATE_DIR / "best.safetensors",
+    default=DEFAULT_STATE_DIR / BEST,
     show_default=True,
     help="Compact weights of the fine-tuned model to distil from.",
 )
@@ -571,7 +581,7 @@ def soup_cmd(
     """
     import time
 
-    from streamnlp.model.build.soup import BEST, mean_weights, parse_ingredient, read_weights, write_weights
+    from streamnlp.model.build.soup import mean_weights, parse_ingredient, read_weights, write_weights
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     started = time.monotonic()
@@ -581,7 +591,7 @@ def soup_cmd(
         if len(set(names)) != len(names):
             raise ValueError(f"two ingredients share a name ({', '.join(names)}): give NAME=WEIGHTS")
         soup = mean_weights([read_weights(p.weights) for p in parts])
-        earlier = state_dir / "progress.json"
+        earlier = state_dir / PROGRESS
         if earlier.exists() and "soup" not in json.loads(earlier.read_text()).get("recipe", {}):
             raise ValueError(f"{state_dir} holds a training run's state: give the soup a folder of its own")
     except ValueError as exc:
@@ -610,7 +620,7 @@ def soup_cmd(
         train_seconds=0.0,  # averaging trains nothing; the runs' compute is in their own progress
         recipe=recipe,
     )
-    (state_dir / "progress.json").write_text(progress.to_json())
+    (state_dir / PROGRESS).write_text(progress.to_json())
     width = max(len(n) for n in [*names, "soup"])
     click.echo(f"{'weights':<{width}}  out-of-source  in-source  score")
     for row in history:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from streamnlp.model.build.state import PROGRESS
+
 log = logging.getLogger(__name__)
 
 # head -> the selection split its temperature is fitted and its ECE reported on
@@ -319,7 +321,7 @@ def ship(
     work_dir.mkdir(parents=True, exist_ok=True)
     info: dict[str, object] = {
         "weights": weights,
-        "progress": json.loads((run.state_dir / "progress.json").read_text()),  # type: ignore[attr-defined]
+        "progress": json.loads((run.state_dir / PROGRESS).read_text()),  # type: ignore[attr-defined]
         "earlier": list(earlier),
     }
     soft = info["progress"]["recipe"].get("soft_labels")  # type: ignore[index]

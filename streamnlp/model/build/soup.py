@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-BEST = "best.safetensors"
+from streamnlp.model.build.state import BEST, PROGRESS
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def parse_ingredient(spec: str) -> Ingredient:
     path = Path(path_text)
     if path.is_dir():
         weights = path / BEST
-        progress = path / "progress.json"
+        progress = path / PROGRESS
         if not weights.is_file():
             raise ValueError(f"{path} is a folder without {BEST} (a finished run's state folder?)")
         return Ingredient(name or path.name, weights, progress if progress.is_file() else None)
