@@ -1,8 +1,13 @@
-"""Recombined review sentences: new text built only from training rows, the same in every session."""
+"""Recombined and contrast-framed review sentences: new text built only from training rows, the same in
+every session."""
 
 from __future__ import annotations
 
-from streamnlp.model.build.augment import recombine
+import re
+
+import pytest
+
+from streamnlp.model.build.augment import CONTRAST_FRAMES, NEGATION_FRAMES, contrast, recombine
 
 SENTENCES = [
     "the acting is wooden and the plot goes nowhere fast",
@@ -33,3 +38,49 @@ def test_recombination_is_the_same_for_the_same_seed_whatever_the_phrase_order()
 
 def test_sentences_without_a_known_phrase_give_nothing_rather_than_copies() -> None:
     assert recombine(["nothing in the pool here at all"], PHRASES, 5, seed=0) == []
+
+
+LABELLED = [
+    ("a warm and funny film", "positive"),
+    ("sharp and witty", "positive"),
+    ("the acting is wooden", "negative"),
+    ("goes nowhere fast ,", "negative"),
+    ("'s a mess", "negative"),
+    ("bad", "negative"),
+]
+
+
+def _frame_pattern(frame: str) -> re.Pattern[str]:
+    return re.compile(re.escape(frame).replace(r"\{a\}", "(?P<a>.+)").replace(r"\{b\}", "(?P<b>.+)") + "$")
+
+
+def test_contrast_sentences_fill_a_frame_with_training_phrases_only() -> None:
+    out = contrast(LABELLED, 200, seed=2)
+    assert out and len(set(out)) == len(out)
+    usable = {"a warm and funny film", "sharp and witty", "the acting is wooden", "goes nowhere fast"}
+    polarity = {t.strip(" ,"): lab for t, lab in LABELLED}
+    kinds = set()
+    for text in out:
+        fills = [
+            m.groupdict()
+            for frame in CONTRAST_FRAMES + NEGATION_FRAMES
+            if (m := _frame_pattern(frame).match(text)) and set(m.groupdict().values()) <= usable
+        ]
+        assert fills, text  # a frame around phrases of the pool: no clitic tails, one-word rows or commas
+        kinds |= {
+            "negation"
+            if len(f) == 1
+            else ("same" if len(set(map(polarity.get, f.values()))) == 1 else "opposite")
+            for f in fills
+        }
+    assert kinds == {"negation", "same", "opposite"}
+
+
+def test_contrast_is_the_same_for_the_same_seed_whatever_the_row_order() -> None:
+    assert contrast(LABELLED, 30, seed=5) == contrast(LABELLED[::-1], 30, seed=5)
+    assert contrast(LABELLED, 30, seed=5) != contrast(LABELLED, 30, seed=6)
+
+
+def test_contrast_refuses_phrases_of_one_polarity() -> None:
+    with pytest.raises(ValueError, match="two polarities"):
+        contrast([("a warm and funny film", "positive")], 5, seed=0)

@@ -6,7 +6,13 @@ those sentences by heart (held-out training sentences, whose phrases it has seen
 reviews at about 81, while the fine-tuned teacher reads them at 90. Recombined sentences are text that
 neither has seen, with polarity built the way reviews build it; the teacher's labels on them carry how it
 composes sentiment, and, like every soft label, they are computed once and stored, so training never runs
-the teacher. Only training rows go in, so the held-out selection sentences stay unseen."""
+the teacher. Only training rows go in, so the held-out selection sentences stay unseen.
+
+Contrast and negation frames (:func:`contrast`) aim at what recombination leaves out: the student reads
+"not bad at all, better than I expected" and "the plot is thin but the performances make it worth
+watching" as negative (its cue words win), while the teacher reads both as positive. Training phrases
+of opposite polarity joined by "but", "although", "yet" ..., or put under a negation, give the teacher
+sentences whose polarity is decided by their structure, not by their words."""
 
 from __future__ import annotations
 
@@ -45,6 +51,80 @@ def recombine(sentences: Sequence[str], phrases: Sequence[str], n: int, seed: in
             a, b = rng.choice(spans)
             words[a:b] = rng.choice(by_len[b - a]).split()
         text = " ".join(words)
+        if text not in seen:
+            seen.add(text)
+            out.append(text)
+    return out
+
+
+# Two phrases, usually of opposite polarity: which one decides is the structure's doing ("a, but b").
+CONTRAST_FRAMES = (
+    "{a} , but {b}",
+    "{a} but {b}",
+    "although {a} , {b}",
+    "{a} ; however , {b}",
+    "{a} , yet {b}",
+    "{a} . still , {b}",
+    "{a} , though {b}",
+    "while {a} , {b}",
+    "at first {a} , but then {b}",
+    "i expected {a} , but {b}",
+    "{a} ... or so i thought . {b}",
+    "not {a} , but {b}",
+    "it 's not that {a} , it 's just {b}",
+    "sure , {a} , but {b}",
+    "{a} , and yet {b}",
+    "{b} , even if {a}",
+    "{b} , despite {a}",
+    "{b} , although {a}",
+)
+# One phrase under a negation.
+NEGATION_FRAMES = (
+    "not {a}",
+    "it 's not {a}",
+    "it is not {a} at all",
+    "never {a}",
+    "hardly {a}",
+    "far from {a}",
+    "i would n't call it {a}",
+    "{a} ? not really .",
+    "not exactly {a}",
+    "it was n't {a}",
+    "i did n't find it {a}",
+    "anything but {a}",
+    "no , not {a}",
+)
+PHRASE_WORDS = range(2, 11)  # lengths (in words) of the phrases that fill a frame
+SAME_POLARITY = 0.2  # share of contrast frames filled with two phrases of the same polarity
+NEGATED = 0.3  # share of negation frames among the sentences made
+
+
+def contrast(phrases: Sequence[tuple[str, str]], n: int, seed: int) -> list[str]:
+    """Up to ``n`` distinct sentences, the same for the same inputs and ``seed``: labelled phrases
+    (``(text, "negative" | "positive")``, PHRASE_WORDS long) put into a contrast frame, two of them,
+    usually of opposite polarity, or into a negation frame, one. They carry no label: the teacher's
+    reading is their label."""
+    by_label: dict[str, list[str]] = {}
+    for text, label in sorted(set(phrases)):  # sorted: the output does not depend on the input's order
+        text = text.strip(" ,.;:-")  # a frame brings its own punctuation
+        if len(text.split()) in PHRASE_WORDS and text[0].isalnum():  # not a clitic's tail ("'s ...")
+            by_label.setdefault(label, []).append(text)
+    if len(by_label) < 2:
+        raise ValueError(f"contrast needs phrases of two polarities, got {sorted(by_label) or 'none'}")
+    polarities = sorted(by_label)
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    out: list[str] = []
+    for _ in range(20 * n):
+        if len(out) >= n:
+            break
+        first = rng.choice(polarities)
+        a = rng.choice(by_label[first])
+        if rng.random() < NEGATED:
+            text = rng.choice(NEGATION_FRAMES).format(a=a)
+        else:
+            other = first if rng.random() < SAME_POLARITY else next(p for p in polarities if p != first)
+            text = rng.choice(CONTRAST_FRAMES).format(a=a, b=rng.choice(by_label[other]))
         if text not in seen:
             seen.add(text)
             out.append(text)

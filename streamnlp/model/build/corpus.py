@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamnlp.model.build.augment import recombine
+from streamnlp.model.build.augment import contrast, recombine
 from streamnlp.model.evaluate import read_labelled_rows
 
 SENTIMENT = ["negative", "neutral", "positive"]
@@ -127,9 +127,13 @@ DEFAULT_PER_EPOCH: dict[str, int] = {
     "hwu64": 8000,
     "mtsamples": 2000,
     "sst2_augmented": 0,  # labelled by the teacher only: needs its soft labels (see ``augment``)
+    "sst2_contrast": 0,  # the same
 }
 """Rows each source contributes to an epoch (drawn with repeats when larger than the source)."""
 AUGMENTED_SENTENCES = 10_000  # recombined SST-2 sentences the teacher labels (``augment.recombine``)
+CONTRAST_SENTENCES = (
+    20_000  # SST-2 phrases in contrast and negation frames the teacher labels (``augment.contrast``)
+)
 SENTENCE_WORDS = 12  # an SST-2 row this long is (nearly always) a whole review sentence, not a phrase
 
 # Function words: what stays of an utterance when its content words are dropped is its phrasing template.
@@ -360,6 +364,7 @@ def load_corpus(data_dir: Path, seed: int = 13, per_epoch: dict[str, int] | None
     augmented = recombine(
         [t for t, _ in sst2_sentences], [t for t, _ in sst2_train], AUGMENTED_SENTENCES, seed
     )
+    contrasted = contrast(sst2_train, CONTRAST_SENTENCES, seed)
     n = dict(DEFAULT_PER_EPOCH)
     n.update(per_epoch or {})
     sources = {
@@ -375,6 +380,14 @@ def load_corpus(data_dir: Path, seed: int = 13, per_epoch: dict[str, int] | None
             augmented,
             per_epoch=n["sst2_augmented"],
             binary=True,
+            teacher_labelled=True,
+        ),
+        "sst2_contrast": Source(
+            "sst2_contrast",
+            "sentiment",
+            contrasted,
+            per_epoch=n["sst2_contrast"],
+            binary=True,  # which polarity wins; many framed fragments read neutral to the teacher
             teacher_labelled=True,
         ),
         "emotion": _source("emotion", "sentiment", emotion, BINARY, per_epoch=n["emotion"], binary=True),
