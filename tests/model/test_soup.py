@@ -120,3 +120,22 @@ def test_the_soup_command_never_writes_over_a_training_runs_state(tmp_path: Path
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1 and "holds a training run's state" in result.output
     np.testing.assert_array_equal(read_weights(run / "best.safetensors")["w"], _weights(1)["w"])
+
+
+def test_the_compute_table_gives_a_soup_no_training_of_its_own_and_sums_its_runs() -> None:
+    from streamnlp.model.build.card import _compute_rows
+
+    run = {"epoch_steps": [10, 10], "step": 20, "samples": 640, "train_seconds": 1800.0, "best_score": 0.87}
+    soup = {
+        "epoch_steps": [],
+        "step": 0,
+        "samples": 0,
+        "train_seconds": 0.0,
+        "best_score": 0.881,
+        "recipe": {"soup": {"run 1": "a", "run 2": "b"}},
+    }
+    rows = _compute_rows([run, run | {"best_score": 0.86}, soup])
+    assert "| 1 | 2 | 20 | 640 | 0.50 | 87.00 | - |" in rows
+    assert "| 3 | - | - | - | - | 88.10 | uniform mean of the weights of run 1, run 2 |" in rows
+    assert "| all | | 40 | 1,280 | 1.00 | | |" in rows
+    assert all(row.count("|") == 8 for row in rows if row.startswith("| "))  # every row has the 7 columns

@@ -463,6 +463,41 @@ def _whole_text_size(out_dir: Path) -> list[str]:
     ]
 
 
+def _compute_rows(runs: Sequence[Mapping[str, object]]) -> list[str]:
+    """The card's compute table: one row per run behind the weights (a soup's row trains nothing)."""
+    lines = [
+        "",
+        "## Compute spent",
+        "",
+        "Fine-tuning runs, each continuing from the shipped weights of its time (2 shared CPU cores); a"
+        " soup trains nothing and averages the runs it names:",
+        "",
+        "| run | epochs | steps | training samples | hours | best selection score | recipe changes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for i, r in enumerate(runs, 1):
+        trained = (
+            f"{len(r['epoch_steps'])} | {r['step']:,} | {r['samples']:,} |"  # type: ignore[index,arg-type]
+            f" {float(r['train_seconds']) / 3600:.2f}"  # type: ignore[index,arg-type]
+            if r.get("epoch_steps")  # type: ignore[union-attr]
+            else "- | - | - | -"  # a soup: it trains nothing, its runs' rows hold their compute
+        )
+        lines.append(
+            f"| {i} | {trained} | {100 * float(r['best_score']):.2f} |"  # type: ignore[index,arg-type]
+            f" {recipe_text(r.get('recipe') or {})} |"  # type: ignore[union-attr]
+        )
+    total_h = sum(float(r["train_seconds"]) for r in runs) / 3600  # type: ignore[index,arg-type]
+    lines += [
+        f"| all | | {sum(int(r['step']) for r in runs):,} | {sum(int(r['samples']) for r in runs):,} |"  # type: ignore[index,arg-type]
+        f" {total_h:.2f} | | |",
+        "",
+        "Selection scores of different runs are not comparable when their selection splits differ (a run",
+        "that adds a split scores on it too).",
+        "",
+    ]
+    return lines
+
+
 def write_release_card(
     out_dir: Path,
     *,
@@ -586,30 +621,5 @@ def write_release_card(
         lines += ["", *_variant_rows(variants)]
     if notes:
         lines += ["", *notes]
-    runs = [*info.get("earlier", []), progress]  # type: ignore[list-item]
-    lines += [
-        "",
-        "## Compute spent",
-        "",
-        "Fine-tuning runs, each continuing from the shipped weights of its time (2 shared CPU cores); a"
-        " soup trains nothing and averages the runs it names:",
-        "",
-        "| run | epochs | steps | training samples | hours | best selection score | recipe changes |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for i, r in enumerate(runs, 1):
-        lines.append(
-            f"| {i} | {len(r['epoch_steps'])} | {r['step']:,} | {r['samples']:,} |"  # type: ignore[index,arg-type]
-            f" {float(r['train_seconds']) / 3600:.2f} | {100 * float(r['best_score']):.2f} |"  # type: ignore[index,arg-type]
-            f" {recipe_text(r.get('recipe') or {})} |"  # type: ignore[union-attr]
-        )
-    total_h = sum(float(r["train_seconds"]) for r in runs) / 3600  # type: ignore[index,arg-type]
-    lines += [
-        f"| all | | {sum(int(r['step']) for r in runs):,} | {sum(int(r['samples']) for r in runs):,} |"  # type: ignore[index,arg-type]
-        f" {total_h:.2f} | |",
-        "",
-        "Selection scores of different runs are not comparable when their selection splits differ (a run",
-        "that adds a split scores on it too).",
-        "",
-    ]
+    lines += _compute_rows([*info.get("earlier", []), progress])  # type: ignore[list-item]
     (out_dir / "MODEL_CARD.md").write_text("\n".join(lines), encoding="utf-8")
