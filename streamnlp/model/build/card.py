@@ -301,6 +301,11 @@ def _soup(info: Mapping[str, object]) -> list[str]:
     return list(recipe.get("soup") or [])  # type: ignore[union-attr]
 
 
+def _runs(info: Mapping[str, object]) -> list[Mapping[str, object]]:
+    """The student's runs behind the shipped weights, oldest first: the earlier ones, then its own."""
+    return [*info.get("earlier", []), info.get("progress") or {}]  # type: ignore[list-item]
+
+
 def _quantization_choices(info: Mapping[str, object]) -> list[str]:
     """The activation-range and fp32-layer choices, when the build made them (earlier builds did not)."""
     lines = []
@@ -412,11 +417,10 @@ def _teacher_rows(info: Mapping[str, object]) -> list[str]:
                 f"| {file.removesuffix('.csv')} | {_pct(m['accuracy'])} | {_pct(m['macro_f1'])} |"
                 f" {_pct(m['macro_recall'])} | {_pct(m.get('binary_accuracy'))} |"
             )
-    runs = [*info.get("earlier", []), info.get("progress") or {}]  # type: ignore[list-item]  # the student's
     for source, what in TEACHER_ONLY_SOURCES.items():
         rows = max(
             ((r.get("recipe") or {}).get("per_epoch") or {}).get(source) or 0  # type: ignore[union-attr]
-            for r in runs
+            for r in _runs(info)
         )
         if rows:
             lines += ["", f"`{source}` ({rows:,} rows per epoch): {what}"]
@@ -621,5 +625,5 @@ def write_release_card(
         lines += ["", *_variant_rows(variants)]
     if notes:
         lines += ["", *notes]
-    lines += _compute_rows([*info.get("earlier", []), progress])  # type: ignore[list-item]
+    lines += _compute_rows(_runs(info))
     (out_dir / "MODEL_CARD.md").write_text("\n".join(lines), encoding="utf-8")

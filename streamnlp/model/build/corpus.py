@@ -131,9 +131,7 @@ DEFAULT_PER_EPOCH: dict[str, int] = {
 }
 """Rows each source contributes to an epoch (drawn with repeats when larger than the source)."""
 AUGMENTED_SENTENCES = 10_000  # recombined SST-2 sentences the teacher labels (``augment.recombine``)
-CONTRAST_SENTENCES = (
-    20_000  # SST-2 phrases in contrast and negation frames the teacher labels (``augment.contrast``)
-)
+CONTRAST_SENTENCES = 20_000  # SST-2 phrases in frames the teacher labels (``augment.contrast``)
 SENTENCE_WORDS = 12  # an SST-2 row this long is (nearly always) a whole review sentence, not a phrase
 
 # Function words: what stays of an utterance when its content words are dropped is its phrasing template.
