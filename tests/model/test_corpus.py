@@ -12,6 +12,7 @@ from streamnlp.model.build.corpus import (
     SENTENCE_WORDS,
     content_key,
     hold_out,
+    note_passages,
     split_by_phrasing,
     split_sentences,
     template_key,
@@ -68,6 +69,26 @@ def test_stratified_hold_out_keeps_every_label_on_both_sides() -> None:
     assert len(train) + len(held) == len(rows)
     assert not {t for t, _ in train} & {t for t, _ in held}
     assert hold_out(rows, 40, seed=1, stratify=True) == (train, held)
+
+
+NOTE = (
+    "CHIEF COMPLAINT: , Right knee pain.,HISTORY OF PRESENT ILLNESS: , The patient is a 54-year-old male who"
+    " twisted his knee while playing tennis three weeks ago. He reports swelling and pain on stairs.  ,"
+    "PHYSICAL EXAMINATION: , " + " ".join(f"finding{i}" for i in range(50)) + ". Gait is normal."
+)
+
+
+def test_note_passages_are_whole_sentences_in_order_within_the_limit() -> None:
+    passages = note_passages(NOTE, words=20)
+    assert all(0 < len(p.split()) <= 20 for p in passages)
+    assert passages[0].startswith("CHIEF COMPLAINT:")  # the note's opening, which the runtime reads first
+    assert passages[1] == (
+        "The patient is a 54-year-old male who twisted his knee while playing tennis three weeks ago."
+    )
+    # a sentence longer than a passage keeps its first words; the next sentence starts a new passage
+    assert passages[-2].split() == [f"finding{i}" for i in range(20)]
+    assert passages[-1] == "Gait is normal."
+    assert note_passages(NOTE, words=20) == passages
 
 
 def test_held_out_sentences_are_long_and_never_trained_on() -> None:

@@ -17,6 +17,9 @@ TEACHER_ONLY_SOURCES = {
     ' "although a , b") or put under a negation ("not a", "far from a")'
     " (`augment.contrast`), labelled by the teacher alone (negative or positive): sentences whose polarity"
     " their structure decides, where the student's cue words mislead it.",
+    "medical_passages": "passages of the MTSamples training notes (whole sentences up to 35 words,"
+    " `corpus.note_passages`), labelled by the teacher alone (92% neutral): clinical prose, whose"
+    " symptom words the student otherwise reads as a patient's or writer's negative sentiment.",
 }
 
 TARGETS = (

@@ -128,10 +128,12 @@ DEFAULT_PER_EPOCH: dict[str, int] = {
     "mtsamples": 2000,
     "sst2_augmented": 0,  # labelled by the teacher only: needs its soft labels (see ``augment``)
     "sst2_contrast": 0,  # the same
+    "medical_passages": 0,  # the same (passages of the training notes)
 }
 """Rows each source contributes to an epoch (drawn with repeats when larger than the source)."""
 AUGMENTED_SENTENCES = 10_000  # recombined SST-2 sentences the teacher labels (``augment.recombine``)
 CONTRAST_SENTENCES = 20_000  # SST-2 phrases in frames the teacher labels (``augment.contrast``)
+PASSAGE_WORDS = 35  # a medical note's passage: whole sentences up to this many words (about 64 tokens)
 SENTENCE_WORDS = 12  # an SST-2 row this long is (nearly always) a whole review sentence, not a phrase
 
 # Function words: what stays of an utterance when its content words are dropped is its phrasing template.
@@ -297,6 +299,28 @@ def problem_statements(rows: Sequence[tuple[str, str]]) -> list[str]:
     return [t for t, lab in rows if lab in _PROBLEM_INTENTS and "?" not in t and not _ASKS.match(t.strip())]
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?:])\s+|,\s{2,}")
+
+
+def note_passages(text: str, words: int = PASSAGE_WORDS) -> list[str]:
+    """A long note cut into passages of whole sentences (headings included) of at most ``words`` words,
+    in order; a longer sentence keeps its first ``words`` words. Passages, not windows: the teacher
+    labels each once, so the sentiment head learns how clinical prose reads, not the note's specialty."""
+    out: list[str] = []
+    current: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        tokens = sentence.strip(" ,").split()
+        if not tokens:
+            continue
+        if current and len(current) + len(tokens) > words:
+            out.append(" ".join(current))
+            current = []
+        current += tokens[:words]
+    if current:
+        out.append(" ".join(current))
+    return out
+
+
 def _source(
     name: str, head: str, rows: Sequence[tuple[str, str]], labels: Sequence[str], **kw: object
 ) -> Source:
@@ -386,6 +410,13 @@ def load_corpus(data_dir: Path, seed: int = 13, per_epoch: dict[str, int] | None
             contrasted,
             per_epoch=n["sst2_contrast"],
             binary=True,  # which polarity wins; many framed fragments read neutral to the teacher
+            teacher_labelled=True,
+        ),
+        "medical_passages": Source(
+            "medical_passages",
+            "sentiment",
+            [p for text, _ in medical_train for p in note_passages(text)],
+            per_epoch=n["medical_passages"],
             teacher_labelled=True,
         ),
         "emotion": _source("emotion", "sentiment", emotion, BINARY, per_epoch=n["emotion"], binary=True),
