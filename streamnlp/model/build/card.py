@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from streamnlp.model.build.corpus import PASSAGE_WORDS
 from streamnlp.model.manifest import MODEL_FILE, WHOLE_TEXT_FILE, read_json
 
 # Sources with no labels of their own, labelled by the teacher alone (``augment``): what each one is.
@@ -17,7 +18,8 @@ TEACHER_ONLY_SOURCES = {
     ' "although a , b") or put under a negation ("not a", "far from a")'
     " (`augment.contrast`), labelled by the teacher alone (negative or positive): sentences whose polarity"
     " their structure decides, where the student's cue words mislead it.",
-    "medical_passages": "passages of the MTSamples training notes (whole sentences up to 35 words,"
+    "medical_passages": "passages of the MTSamples training notes (whole sentences up to"
+    f" {PASSAGE_WORDS} words,"
     " `corpus.note_passages`), labelled by the teacher alone (92% neutral): clinical prose, whose"
     " symptom words the student otherwise reads as a patient's or writer's negative sentiment.",
 }
