@@ -11,6 +11,7 @@ from pathlib import Path
 from streamnlp.model.build.corpus import (
     SENTENCE_WORDS,
     content_key,
+    health_mentions,
     hold_out,
     note_passages,
     split_by_phrasing,
@@ -200,3 +201,14 @@ def test_training_uses_bf16_only_where_the_cpu_has_it_and_a_resumed_run_keeps_it
     assert _bf16_choice(None, state) is False  # recorded before runs had the option: it trained in fp32
     fresh = tmp_path / "fresh"
     assert _bf16_choice(None, fresh) is cpu_has_bf16()  # a new run: what this machine computes itself
+
+
+def test_health_mentions_keep_rows_naming_a_symptom_or_treatment_whatever_their_label() -> None:
+    rows = [
+        ("two weeks on these meds and my migraines are gone!", "positive"),
+        ("the side effects were awful", "negative"),
+        ("Doctor's appointment at 3", "neutral"),
+        ("painting the fence today", "neutral"),  # a word that only starts like one
+        ("best concert ever", "positive"),
+    ]
+    assert health_mentions(rows) == rows[:3]

@@ -61,8 +61,9 @@ def test_soft_labels_for_changed_rows_are_refused(tmp_path: Path) -> None:
 
 
 def test_the_tuned_teacher_learns_and_is_chosen_on_sentiment_only() -> None:
-    """The fine-tuned teacher labels sentiment; its corpus keeps the sentiment sources that an epoch
-    draws from and the sentiment selection splits (the student's held-out splits), nothing else."""
+    """The fine-tuned teacher labels sentiment; its corpus keeps every sentiment source (so that it
+    labels those its own recipe draws no rows from, which a student run may draw) and the sentiment
+    selection splits (the student's held-out splits), nothing else."""
     sentiment = ["negative", "neutral", "positive"]
     corpus = Corpus(
         {"sentiment": sentiment, "intent_banking": ["a", "b"]},
@@ -78,7 +79,7 @@ def test_the_tuned_teacher_learns_and_is_chosen_on_sentiment_only() -> None:
     )
     tuned = sentiment_corpus(corpus)
     assert tuned.heads == {"sentiment": sentiment}
-    assert list(tuned.sources) == ["semeval"]
+    assert list(tuned.sources) == ["semeval", "sst2_sentences"]
     assert list(tuned.selections) == ["sms"]
 
 

@@ -129,6 +129,7 @@ DEFAULT_PER_EPOCH: dict[str, int] = {
     "sst2_augmented": 0,  # labelled by the teacher only: needs its soft labels (see ``augment``)
     "sst2_contrast": 0,  # the same
     "medical_passages": 0,  # the same (passages of the training notes)
+    "health_mentions": 0,  # semeval and goemotions rows that name an illness, a symptom or a treatment
 }
 """Rows each source contributes to an epoch (drawn with repeats when larger than the source)."""
 AUGMENTED_SENTENCES = 10_000  # recombined SST-2 sentences the teacher labels (``augment.recombine``)
@@ -146,6 +147,15 @@ _FUNCTION_WORDS = frozenset(
     i'd i'll i've you're you've agent an someone somebody anyone yes ok okay hi hello hey""".split()
 )
 _WORD = re.compile(r"[a-z']+")
+# Words of illness, symptoms and treatment. Patients' reviews of medicines name their symptoms and side
+# effects while praising the drug; in the tweets and comments such words mostly come with complaints, so
+# the rows that use them either way get a source of their own that a run can draw more often.
+_HEALTH = re.compile(
+    r"\b(medications?|medicines?|meds|pills?|doctors?|prescri\w+|anxiety|depress\w+|pain|surgery|therapy|"
+    r"symptoms?|side effects?|nausea|headaches?|migraines?|insomnia|diagnos\w+|hospital|dose|treatments?|"
+    r"chemo|recovery|sick|illness|blood pressure|diabetes|cancer|antidepressants?|surgeon|nurses?|clinic)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -321,6 +331,11 @@ def note_passages(text: str, words: int = PASSAGE_WORDS) -> list[str]:
     return out
 
 
+def health_mentions(rows: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The labelled rows whose text names an illness, a symptom or a treatment (``_HEALTH``)."""
+    return [(t, lab) for t, lab in rows if _HEALTH.search(t)]
+
+
 def _source(
     name: str, head: str, rows: Sequence[tuple[str, str]], labels: Sequence[str], **kw: object
 ) -> Source:
@@ -418,6 +433,13 @@ def load_corpus(data_dir: Path, seed: int = 13, per_epoch: dict[str, int] | None
             [p for text, _ in medical_train for p in note_passages(text)],
             per_epoch=n["medical_passages"],
             teacher_labelled=True,
+        ),
+        "health_mentions": _source(
+            "health_mentions",
+            "sentiment",
+            health_mentions(semeval + goemo),
+            SENTIMENT,
+            per_epoch=n["health_mentions"],
         ),
         "emotion": _source("emotion", "sentiment", emotion, BINARY, per_epoch=n["emotion"], binary=True),
         "plain_requests": _source(

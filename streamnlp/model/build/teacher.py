@@ -150,15 +150,12 @@ def store_soft_labels(path: Path, texts: Sequence[str], probs: np.ndarray) -> No
 
 def sentiment_corpus(corpus: Corpus) -> Corpus:
     """The sentiment head's sources and selection splits only: what the tuned teacher learns and is
-    chosen on (the same held-out splits as the student's, so neither ever trains on them), and the
-    unlabelled sources it only labels (it never draws from those: they have no labels to train on)."""
+    chosen on (the same held-out splits as the student's, so neither ever trains on them). It labels
+    every one of the sources, also those it draws no rows from (the unlabelled ones, and labelled ones a
+    student run may draw although the teacher's recipe does not)."""
     return Corpus(
         {"sentiment": corpus.heads["sentiment"]},
-        {
-            n: s
-            for n, s in corpus.sources.items()
-            if s.head == "sentiment" and (s.per_epoch or s.teacher_labelled)
-        },
+        {n: s for n, s in corpus.sources.items() if s.head == "sentiment"},
         {n: s for n, s in corpus.selections.items() if s.head == "sentiment"},
     )
 
