@@ -7,7 +7,15 @@ import re
 
 import pytest
 
-from streamnlp.model.build.augment import CONTRAST_FRAMES, NEGATION_FRAMES, contrast, recombine
+from streamnlp.model.build.augment import (
+    CONTRAST_FRAMES,
+    MAX_SWAPS,
+    NEGATION_FRAMES,
+    POOL_MIN_COUNT,
+    contrast,
+    recombine,
+    swap_content,
+)
 
 SENTENCES = [
     "the acting is wooden and the plot goes nowhere fast",
@@ -84,3 +92,34 @@ def test_contrast_is_the_same_for_the_same_seed_whatever_the_row_order() -> None
 def test_contrast_refuses_phrases_of_one_polarity() -> None:
     with pytest.raises(ValueError, match="two polarities"):
         contrast([("a warm and funny film", "positive")], 5, seed=0)
+
+
+REQUESTS = [
+    f"i want to {verb} my {noun} please"
+    for verb in ("track", "cancel", "change", "check", "view")
+    for noun in ("order", "refund", "invoice", "delivery", "account")
+]
+REQUEST_FUNCTION_WORDS = frozenset("i want to my please".split())
+
+
+def test_mixed_requests_swap_one_or_two_content_words_for_common_ones() -> None:
+    """Each mixed request is a training request with 1..MAX_SWAPS content words replaced by words of
+    other rows; function words stay, and a word of fewer than POOL_MIN_COUNT rows (a typo such as
+    "tikket") is never swapped in."""
+    rows = [*REQUESTS, "i want to view my tikket please"]
+    common = {w for r in REQUESTS for w in r.split()} - REQUEST_FUNCTION_WORDS
+    assert all(sum(w in r.split() for r in rows) >= POOL_MIN_COUNT for w in common)
+    out = swap_content(rows, REQUEST_FUNCTION_WORDS, 40, seed=2)
+    assert len(set(out)) == 40 and not set(out) & set(rows)
+    for text in out:
+        words = text.split()
+        changes = [[w for w, b in zip(words, r.split(), strict=True) if w != b] for r in rows]
+        # the row it was made from changed in 1..MAX_SWAPS places, each now a common word
+        assert any(1 <= len(c) <= MAX_SWAPS and set(c) <= common for c in changes)
+        assert words[:3] == ["i", "want", "to"] and words[4] == "my" and words[-1] == "please"
+
+
+def test_mixed_requests_are_the_same_for_the_same_seed_whatever_the_row_order() -> None:
+    first = swap_content(REQUESTS, REQUEST_FUNCTION_WORDS, 10, seed=5)
+    assert first == swap_content(REQUESTS[::-1], REQUEST_FUNCTION_WORDS, 10, seed=5)
+    assert first != swap_content(REQUESTS, REQUEST_FUNCTION_WORDS, 10, seed=6)

@@ -212,3 +212,20 @@ def test_health_mentions_keep_rows_naming_a_symptom_or_treatment_whatever_their_
         ("best concert ever", "positive"),
     ]
     assert health_mentions(rows) == rows[:3]
+
+
+def test_written_ecommerce_requests_cover_every_intent_evenly_in_words_of_their_own() -> None:
+    """The out-of-source split written for the e-commerce head: every one of Bitext's 27 intents, five
+    requests each, none repeated, none phrased on one of Bitext's templates (sampled in ``FRAMES``' style:
+    "i want to ..., what can i do?" and its kin are how Bitext's rows open and close)."""
+    from collections import Counter
+
+    from streamnlp.model.build.corpus import WRITTEN_DIR
+    from streamnlp.model.evaluate import read_labelled_rows
+
+    rows = read_labelled_rows(WRITTEN_DIR / "ecommerce_requests.csv")
+    per_intent = Counter(label for _, label in rows)
+    assert len(per_intent) == 27 and set(per_intent.values()) == {5}
+    assert len({text.lower() for text, _ in rows}) == len(rows)
+    bitext_endings = ("what can i do?", "what should i do?", "what do i have to do?", "can you help me?")
+    assert not [t for t, _ in rows if t.lower().endswith(bitext_endings)]

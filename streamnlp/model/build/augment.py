@@ -12,7 +12,14 @@ Contrast and negation frames (:func:`contrast`) aim at what recombination leaves
 "not bad at all, better than I expected" and "the plot is thin but the performances make it worth
 watching" as negative (its cue words win), while the teacher reads both as positive. Training phrases
 of opposite polarity joined by "but", "although", "yet" ..., or put under a negation, give the teacher
-sentences whose polarity is decided by their structure, not by their words."""
+sentences whose polarity is decided by their structure, not by their words.
+
+Mixed requests (:func:`swap_content`) do the same for an intent head: Bitext's rows are a few templates
+filled with a few content words ("ticket delivery options"), so the student keys on words that real
+customers do not use, while the intent teacher reads requests in other words far better. A training row
+with one or two of its content words swapped for content words of other rows ("the options for package
+delivery", "track my refund invoice") is a request near the head's decision boundaries that neither has
+seen; the teacher's label says which intent it is nearest."""
 
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ from collections.abc import Sequence
 
 SPAN_WORDS = range(2, 9)  # lengths (in words) of the phrases that are swapped
 MAX_SWAPS = 2
+POOL_MIN_COUNT = 5  # a content word swapped in occurs in at least this many rows
 
 
 def recombine(sentences: Sequence[str], phrases: Sequence[str], n: int, seed: int) -> list[str]:
@@ -125,6 +133,37 @@ def contrast(phrases: Sequence[tuple[str, str]], n: int, seed: int) -> list[str]
         else:
             other = first if rng.random() < SAME_POLARITY else next(p for p in polarities if p != first)
             text = rng.choice(CONTRAST_FRAMES).format(a=a, b=rng.choice(by_label[other]))
+        if text not in seen:
+            seen.add(text)
+            out.append(text)
+    return out
+
+
+def swap_content(texts: Sequence[str], function_words: frozenset[str], n: int, seed: int) -> list[str]:
+    """Up to ``n`` distinct new texts, the same for the same inputs and ``seed``: each is one of ``texts``
+    (lower-cased, split on spaces) with 1..MAX_SWAPS of its content words (words not in
+    ``function_words``) replaced by a content word of other texts, one of at least ``POOL_MIN_COUNT``
+    (Bitext misspells on purpose: a rare word is mostly a typo)."""
+    from collections import Counter
+
+    def content(word: str) -> bool:  # a bare word (no punctuation, no apostrophe) that carries content
+        return word.isalpha() and word.isascii() and word not in function_words
+
+    rows = [t.lower().split() for t in sorted(set(texts))]
+    counts = Counter(w for words in rows for w in words if content(w))
+    pool = sorted(w for w, k in counts.items() if k >= POOL_MIN_COUNT)
+    rng = random.Random(seed)
+    seen, out = {" ".join(words) for words in rows}, []
+    for _ in range(20 * n):
+        if len(out) >= n or not pool:
+            break
+        words = list(rng.choice(rows))
+        slots = [i for i, w in enumerate(words) if content(w)]
+        if not slots:
+            continue
+        for i in rng.sample(slots, min(len(slots), rng.randint(1, MAX_SWAPS))):
+            words[i] = rng.choice(pool)
+        text = " ".join(words)
         if text not in seen:
             seen.add(text)
             out.append(text)

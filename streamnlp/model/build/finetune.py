@@ -85,11 +85,14 @@ class Progress:
         return cls(**json.loads(text))
 
 
+NO_LABEL = -1
+
+
 @dataclass(frozen=True)
 class Example:
     ids: list[int]
     head: str
-    label: int
+    label: int  # NO_LABEL: the row trains on its soft labels alone (a ``soft_only`` source)
     binary: bool
     soft: np.ndarray | None = None  # the teacher's probabilities for this row (over the binary columns
     # for binary sources), when the source has soft labels
@@ -134,7 +137,13 @@ def epoch_examples(
         else:
             seqs = encode(texts)
         out += [
-            Example(s, src.head, src.labels[i], src.binary, None if src.soft is None else src.soft[i])
+            Example(
+                s,
+                src.head,
+                NO_LABEL if src.soft_only else src.labels[i],
+                src.binary,
+                None if src.soft is None else src.soft[i],
+            )
             for s, i in zip(seqs, idx, strict=True)
         ]
     return out
@@ -178,15 +187,21 @@ def batch_loss(
     """Mean cross-entropy of every example on its own head; binary sentiment sources score only the
     negative and positive logits, so they say nothing about neutral. A row with teacher soft labels
     mixes in their cross-entropy at ``soft_weight`` (the teacher's view of which wrong classes are
-    near, which a one-hot label cannot say)."""
-    groups: dict[tuple[str, bool, bool], list[int]] = {}
+    near, which a one-hot label cannot say); a row without a label (``NO_LABEL``) learns from them alone."""
+    groups: dict[tuple[str, bool, bool, bool], list[int]] = {}
     for i, e in enumerate(batch):
-        groups.setdefault((e.head, e.binary, e.soft is not None), []).append(i)
+        groups.setdefault((e.head, e.binary, e.soft is not None, e.label == NO_LABEL), []).append(i)
     total = torch.zeros(())
-    for (head, binary, has_soft), rows in groups.items():
+    for (head, binary, has_soft, unlabelled), rows in groups.items():
         x = logits[head][rows]
         if binary:
             x = x[:, BINARY_COLUMNS]
+        if unlabelled:
+            if not has_soft:
+                raise ValueError(f"rows of head {head!r} have neither a label nor soft labels")
+            soft = torch.from_numpy(np.stack([batch[i].soft for i in rows]))  # type: ignore[misc]
+            total = total - (soft * F.log_softmax(x, dim=-1)).sum()
+            continue
         target = torch.tensor([batch[i].label for i in rows])
         hard = F.cross_entropy(x, target, reduction="sum", label_smoothing=smoothing)
         if has_soft and soft_weight > 0:

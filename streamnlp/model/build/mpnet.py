@@ -27,6 +27,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -213,3 +214,24 @@ def load_mpnet(folder: Path, heads: dict[str, int], trainable_layers: int, seed:
         for p in module.parameters():
             p.requires_grad_(False)
     return model
+
+
+def sentence_vectors(
+    model: MPNetClassifier, seqs: list[list[int]], batch_size: int = 64, desc: str = "mpnet"
+) -> np.ndarray:
+    """L2-normalised mean-pooled last hidden states (how the sentence encoder was trained to be used),
+    without autograd; batches are length-sorted so each pads little."""
+    from tqdm import tqdm
+
+    from streamnlp.model.runtime import pad
+
+    model.eval()
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    out = np.zeros((len(seqs), model.cfg.hidden), dtype=np.float32)
+    with torch.no_grad():
+        for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", mininterval=10):
+            rows = order[start : start + batch_size]
+            ids, mask = (torch.from_numpy(a) for a in pad([seqs[i] for i in rows]))
+            pooled = mean_pool(model.encode(ids, mask), mask)  # padded positions are masked out
+            out[rows] = F.normalize(pooled, dim=-1).numpy()
+    return out

