@@ -509,8 +509,9 @@ def teacher_tune_cmd(
 )
 @_threads
 def teacher_intents_cmd(data_dir: Path, cache: Path, out: Path, threads: int) -> None:
-    """Soft labels for the intent transfer sources (other sets' requests read by an intent head's
-    teacher: frozen all-mpnet-base-v2 and a softmax regression on the head's own source)."""
+    """Soft labels for the intent transfer sources (text an intent head has no labels for, such as other
+    sets' requests and mixed Bitext rows), from its teacher: frozen all-mpnet-base-v2 and a softmax
+    regression on the head's own source. Sources already labelled for the same rows are kept."""
     import torch
 
     from streamnlp.model.build.corpus import load_corpus
