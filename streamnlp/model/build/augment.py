@@ -24,11 +24,25 @@ seen; the teacher's label says which intent it is nearest."""
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 SPAN_WORDS = range(2, 9)  # lengths (in words) of the phrases that are swapped
 MAX_SWAPS = 2
 POOL_MIN_COUNT = 5  # a content word swapped in occurs in at least this many rows
+
+
+def _distinct(make: Callable[[], str | None], n: int, seen: set[str]) -> list[str]:
+    """Up to ``n`` texts from ``make`` (None: nothing this try) that are not in ``seen``, each once, in
+    20 * ``n`` tries at most: the draw loop every augmenter shares."""
+    out: list[str] = []
+    for _ in range(20 * n):
+        if len(out) >= n:
+            break
+        text = make()
+        if text is not None and text not in seen:
+            seen.add(text)
+            out.append(text)
+    return out
 
 
 def recombine(sentences: Sequence[str], phrases: Sequence[str], n: int, seed: int) -> list[str]:
@@ -42,10 +56,8 @@ def recombine(sentences: Sequence[str], phrases: Sequence[str], n: int, seed: in
             by_len.setdefault(k, []).append(phrase)
     pool = {p for group in by_len.values() for p in group}
     rng = random.Random(seed)
-    seen, out = set(sentences), []
-    for _ in range(20 * n):
-        if len(out) >= n or not sentences:
-            break
+
+    def make() -> str:
         words = rng.choice(sentences).split()
         for _ in range(rng.randint(1, MAX_SWAPS)):
             spans = [
@@ -58,11 +70,9 @@ def recombine(sentences: Sequence[str], phrases: Sequence[str], n: int, seed: in
                 break
             a, b = rng.choice(spans)
             words[a:b] = rng.choice(by_len[b - a]).split()
-        text = " ".join(words)
-        if text not in seen:
-            seen.add(text)
-            out.append(text)
-    return out
+        return " ".join(words)
+
+    return _distinct(make, n, set(sentences)) if sentences else []
 
 
 # Two phrases, usually of opposite polarity: which one decides is the structure's doing ("a, but b").
@@ -121,22 +131,16 @@ def contrast(phrases: Sequence[tuple[str, str]], n: int, seed: int) -> list[str]
         raise ValueError(f"contrast needs phrases of two polarities, got {sorted(by_label) or 'none'}")
     polarities = sorted(by_label)
     rng = random.Random(seed)
-    seen: set[str] = set()
-    out: list[str] = []
-    for _ in range(20 * n):
-        if len(out) >= n:
-            break
+
+    def make() -> str:
         first = rng.choice(polarities)
         a = rng.choice(by_label[first])
         if rng.random() < NEGATED:
-            text = rng.choice(NEGATION_FRAMES).format(a=a)
-        else:
-            other = first if rng.random() < SAME_POLARITY else next(p for p in polarities if p != first)
-            text = rng.choice(CONTRAST_FRAMES).format(a=a, b=rng.choice(by_label[other]))
-        if text not in seen:
-            seen.add(text)
-            out.append(text)
-    return out
+            return rng.choice(NEGATION_FRAMES).format(a=a)
+        other = first if rng.random() < SAME_POLARITY else next(p for p in polarities if p != first)
+        return rng.choice(CONTRAST_FRAMES).format(a=a, b=rng.choice(by_label[other]))
+
+    return _distinct(make, n, set())
 
 
 def swap_content(texts: Sequence[str], function_words: frozenset[str], n: int, seed: int) -> list[str]:
@@ -153,18 +157,14 @@ def swap_content(texts: Sequence[str], function_words: frozenset[str], n: int, s
     counts = Counter(w for words in rows for w in words if content(w))
     pool = sorted(w for w, k in counts.items() if k >= POOL_MIN_COUNT)
     rng = random.Random(seed)
-    seen, out = {" ".join(words) for words in rows}, []
-    for _ in range(20 * n):
-        if len(out) >= n or not pool:
-            break
+
+    def make() -> str | None:
         words = list(rng.choice(rows))
         slots = [i for i, w in enumerate(words) if content(w)]
         if not slots:
-            continue
+            return None
         for i in rng.sample(slots, min(len(slots), rng.randint(1, MAX_SWAPS))):
             words[i] = rng.choice(pool)
-        text = " ".join(words)
-        if text not in seen:
-            seen.add(text)
-            out.append(text)
-    return out
+        return " ".join(words)
+
+    return _distinct(make, n, {" ".join(words) for words in rows}) if pool else []

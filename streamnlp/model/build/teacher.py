@@ -112,10 +112,7 @@ def cross_fit(
     for k in range(folds):
         fit, held = fold != k, fold == k
         weight, bias = train_head(feats[fit], labels[fit], n_classes, epochs=300, lr=0.01, seed=seed + k)
-        logits = feats[held] @ weight + bias
-        logits -= logits.max(1, keepdims=True)
-        p = np.exp(logits)
-        probs[held] = p / p.sum(1, keepdims=True)
+        probs[held] = softmax(feats[held] @ weight + bias)
     return probs
 
 
@@ -150,6 +147,14 @@ def make_soft_labels(
     return accuracy
 
 
+def stored_soft_labels(path: Path, texts: Sequence[str]) -> np.ndarray | None:
+    """The probabilities stored at ``path`` when they were made for exactly these rows, else None."""
+    if not path.exists():
+        return None
+    stored = np.load(path)
+    return stored["probs"].astype(np.float32) if np.array_equal(stored["keys"], text_keys(texts)) else None
+
+
 def store_soft_labels(path: Path, texts: Sequence[str], probs: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, keys=text_keys(texts), probs=probs.astype(np.float16))
@@ -179,16 +184,10 @@ def label_sources(
     agreement: dict[str, float] = {}
     for name, src in corpus.sources.items():
         path = out_dir / f"{name}.npz"
-        stored = np.load(path) if path.exists() else None
-        if stored is not None and np.array_equal(stored["keys"], text_keys(src.texts)):
-            probs = stored["probs"].astype(np.float32)
-        else:
+        probs = stored_soft_labels(path, src.texts)
+        if probs is None:
             logits = head_logits(model, encode(src.texts), src.head, batch_size=128, bf16=bf16)
-            if src.binary:
-                logits = logits[:, BINARY_COLUMNS]
-            logits -= logits.max(1, keepdims=True)
-            probs = np.exp(logits)
-            probs /= probs.sum(1, keepdims=True)
+            probs = softmax(logits[:, BINARY_COLUMNS] if src.binary else logits)
             store_soft_labels(path, src.texts, probs)
         if src.teacher_labelled:
             log.info("%s: %d rows labelled by the teacher alone", name, len(src))
@@ -251,8 +250,7 @@ def label_transfer(
             log.info("the teacher of %s on its selection splits: %s", target.head, summary[target.head])
         weight, bias = regressions[fitted_on.name]
         path = out_dir / f"{name}.npz"
-        stored = np.load(path) if path.exists() else None
-        if stored is None or not np.array_equal(stored["keys"], text_keys(target.texts)):  # else: done
+        if stored_soft_labels(path, target.texts) is None:
             probs = softmax(sentence_vectors(model, encode(target.texts), desc=name) @ weight + bias)
             store_soft_labels(path, target.texts, probs)
         log.info("%s: %d rows labelled by the teacher of %s", name, len(target), target.head)
