@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from streamnlp.model.metrics import Report, score
-from streamnlp.model.runtime import LabelModel, ModelError
+from streamnlp.model.runtime import LabelModel, ModelError, length_sorted_batches
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,8 @@ def predict_labels(
     """
     labels = list(model.heads[head])
     keep = None if restrict is None else np.array([lab in set(restrict) for lab in labels])
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out: list[str] = [""] * len(texts)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
+    for rows in length_sorted_batches([len(t) for t in texts], batch_size):
         batch = [texts[i] for i in rows]
         if keep is None:
             for i, pred in zip(rows, model.predict(batch, [head]), strict=True):

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from streamnlp.model.manifest import MANIFEST, read_json, sha256
-from streamnlp.model.runtime import EXACT_INT8_ON_X86, LabelModel, ModelError, make_session
+from streamnlp.model.runtime import (
+    EXACT_INT8_ON_X86,
+    LabelModel,
+    ModelError,
+    length_sorted_batches,
+    make_session,
+)
 from tests.model._shipped import SHIPPED
 
 HEADS = {
@@ -88,6 +94,17 @@ def test_batch_padding_matches_one_at_a_time(shipped: LabelModel) -> None:
             assert alone.heads[head].label == together.heads[head].label
             # int8 activations are quantized per batch, so scores move slightly with batch composition
             assert alone.heads[head].score == pytest.approx(together.heads[head].score, abs=0.05)
+
+
+def test_length_sorted_batches_cover_every_row_once_shortest_first() -> None:
+    lengths = [5, 1, 3, 1, 9, 3, 2]
+    batches = length_sorted_batches(lengths, 3)
+    assert [len(b) for b in batches] == [3, 3, 1]
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(len(lengths)))
+    assert [lengths[i] for i in flat] == sorted(lengths)
+    assert flat[:2] == [1, 3]  # equal lengths keep their input order
+    assert length_sorted_batches([], 8) == []
 
 
 def test_long_text_is_truncated_and_flagged(shipped: LabelModel) -> None:

@@ -31,7 +31,7 @@ from streamnlp.model.build.corpus import BINARY, SENTIMENT, Corpus, Selection, S
 from streamnlp.model.build.network import MultiHeadClassifier
 from streamnlp.model.build.state import BEST, LATEST, PROGRESS
 from streamnlp.model.metrics import OOS, score
-from streamnlp.model.runtime import pad
+from streamnlp.model.runtime import length_sorted_batches, pad
 
 log = logging.getLogger(__name__)
 Encode = Callable[[Sequence[str]], list[list[int]]]
@@ -247,10 +247,8 @@ def head_logits(
     model: Classifier, seqs: Sequence[list[int]], head: str, batch_size: int = 64, bf16: bool = False
 ) -> np.ndarray:
     model.eval()
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     out = np.zeros((len(seqs), model.heads[head].out_features), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
+    for rows in length_sorted_batches([len(s) for s in seqs], batch_size):
         ids, mask = collate([seqs[i] for i in rows])
         with autocast(bf16):
             logits, _ = model(ids, mask)

@@ -223,14 +223,14 @@ def sentence_vectors(
     without autograd; batches are length-sorted so each pads little."""
     from tqdm import tqdm
 
-    from streamnlp.model.runtime import pad
+    from streamnlp.model.runtime import length_sorted_batches, pad
 
     model.eval()
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     out = np.zeros((len(seqs), model.cfg.hidden), dtype=np.float32)
     with torch.no_grad():
-        for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", mininterval=10):
-            rows = order[start : start + batch_size]
+        for rows in tqdm(
+            length_sorted_batches([len(s) for s in seqs], batch_size), desc=desc, unit="batch", mininterval=10
+        ):
             ids, mask = (torch.from_numpy(a) for a in pad([seqs[i] for i in rows]))
             pooled = mean_pool(model.encode(ids, mask), mask)  # padded positions are masked out
             out[rows] = F.normalize(pooled, dim=-1).numpy()

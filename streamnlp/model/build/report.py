@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from streamnlp.model.evaluate import predict_labels, read_labelled_csv
 from streamnlp.model.metrics import score
-from streamnlp.model.runtime import LabelModel
+from streamnlp.model.runtime import LabelModel, length_sorted_batches
 
 if TYPE_CHECKING:
     from streamnlp.model.build.finetune import Classifier, Encode
@@ -56,10 +56,10 @@ def vader_baseline(eval_dir: Path, limit: int = 0) -> dict[str, object]:
 
 def all_head_labels(model: LabelModel, texts: list[str], batch_size: int = 64) -> dict[str, list[str]]:
     """Every head's label for every text (one pass, length-sorted batches)."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = {h: [""] * len(texts) for h in model.heads}
-    for start in tqdm(range(0, len(order), batch_size), desc="eval", unit="batch", mininterval=10):
-        rows = order[start : start + batch_size]
+    for rows in tqdm(
+        length_sorted_batches([len(t) for t in texts], batch_size), desc="eval", unit="batch", mininterval=10
+    ):
         probs, _ = model.probabilities([texts[i] for i in rows])
         for head, p in probs.items():
             for j, i in enumerate(rows):

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from streamnlp.model.build.addhead import train_head
 from streamnlp.model.build.corpus import BINARY, Corpus
-from streamnlp.model.runtime import pad, softmax
+from streamnlp.model.runtime import length_sorted_batches, pad, softmax
 
 if TYPE_CHECKING:  # torch is imported only where a fine-tuned teacher labels (the train extra)
     from streamnlp.model.build.finetune import Classifier, Encode
@@ -85,10 +85,10 @@ class FrozenEncoder:
 
     def features(self, texts: Sequence[str], batch_size: int = 64, desc: str = "teacher") -> np.ndarray:
         ids = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # little padding per batch
         out: np.ndarray | None = None  # sized by the first batch: the encoder's hidden size
-        for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", mininterval=10):
-            rows = order[start : start + batch_size]
+        for rows in tqdm(
+            length_sorted_batches([len(i) for i in ids], batch_size), desc=desc, unit="batch", mininterval=10
+        ):
             x, m = pad([ids[i] for i in rows])
             (hidden,) = self.session.run(
                 None, {"input_ids": x, "attention_mask": m, "token_type_ids": np.zeros_like(x)}
