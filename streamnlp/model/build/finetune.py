@@ -199,18 +199,22 @@ def batch_loss(
         if unlabelled:
             if not has_soft:
                 raise ValueError(f"rows of head {head!r} have neither a label nor soft labels")
-            soft = torch.from_numpy(np.stack([batch[i].soft for i in rows]))  # type: ignore[misc]
-            total = total - (soft * F.log_softmax(x, dim=-1)).sum()
+            total = total + _soft_cross_entropy(x, [batch[i] for i in rows])
             continue
         target = torch.tensor([batch[i].label for i in rows])
         hard = F.cross_entropy(x, target, reduction="sum", label_smoothing=smoothing)
         if has_soft and soft_weight > 0:
-            soft = torch.from_numpy(np.stack([batch[i].soft for i in rows]))  # type: ignore[misc]
-            soft_ce = -(soft * F.log_softmax(x, dim=-1)).sum()
+            soft_ce = _soft_cross_entropy(x, [batch[i] for i in rows])
             total = total + (1 - soft_weight) * hard + soft_weight * soft_ce
         else:
             total = total + hard
     return total / len(batch)
+
+
+def _soft_cross_entropy(x: torch.Tensor, examples: Sequence[Example]) -> torch.Tensor:
+    """Summed cross-entropy of logits ``x`` against the examples' teacher probabilities."""
+    soft = torch.from_numpy(np.stack([e.soft for e in examples]))  # type: ignore[misc]
+    return -(soft * F.log_softmax(x, dim=-1)).sum()
 
 
 def distill_loss(

@@ -205,10 +205,10 @@ def attach_soft_labels(corpus: Corpus, soft_dir: Path) -> list[str]:
         src = corpus.sources.get(path.stem)
         if src is None:
             raise ValueError(f"{path}: no source {path.stem!r} in the corpus")
-        stored = np.load(path)
-        if not np.array_equal(stored["keys"], text_keys(src.texts)):
+        soft = stored_soft_labels(path, src.texts)
+        if soft is None:
             raise ValueError(f"{path}: its rows do not match source {path.stem!r}; recompute the soft labels")
-        src.soft = stored["probs"].astype(np.float32)
+        src.soft = soft
         if src.teacher_labelled:  # no labels of its own: the hard labels are the teacher's too
             src.labels = src.soft.argmax(1).tolist()
         attached.append(path.stem)
