@@ -14,6 +14,7 @@ from streamnlp.model.build.corpus import (
     health_mentions,
     hold_out,
     note_passages,
+    reports_trouble,
     split_by_phrasing,
     split_sentences,
     template_key,
@@ -215,17 +216,31 @@ def test_health_mentions_keep_rows_naming_a_symptom_or_treatment_whatever_their_
 
 
 def test_written_ecommerce_requests_cover_every_intent_evenly_in_words_of_their_own() -> None:
-    """The out-of-source split written for the e-commerce head: every one of Bitext's 27 intents, five
-    requests each, none repeated, none phrased on one of Bitext's templates (sampled in ``FRAMES``' style:
-    "i want to ..., what can i do?" and its kin are how Bitext's rows open and close)."""
+    """The out-of-source splits written for the e-commerce head: every one of Bitext's 27 intents, five
+    requests each, none repeated within or across the two splits and the report-only probe, none phrased
+    on one of Bitext's templates (sampled in ``FRAMES``' style: "i want to ..., what can i do?" and its
+    kin are how Bitext's rows open and close)."""
     from collections import Counter
 
     from streamnlp.model.build.corpus import WRITTEN_DIR
     from streamnlp.model.evaluate import read_labelled_rows
 
-    rows = read_labelled_rows(WRITTEN_DIR / "ecommerce_requests.csv")
-    per_intent = Counter(label for _, label in rows)
-    assert len(per_intent) == 27 and set(per_intent.values()) == {5}
-    assert len({text.lower() for text, _ in rows}) == len(rows)
+    probe = Path(__file__).parents[2] / "bench" / "probes" / "ecommerce_rephrased.csv"
+    seen = {text.lower() for text, _ in read_labelled_rows(probe)}
     bitext_endings = ("what can i do?", "what should i do?", "what do i have to do?", "can you help me?")
-    assert not [t for t, _ in rows if t.lower().endswith(bitext_endings)]
+    for name in ("ecommerce_requests.csv", "ecommerce_requests_b.csv"):
+        rows = read_labelled_rows(WRITTEN_DIR / name)
+        per_intent = Counter(label for _, label in rows)
+        assert len(per_intent) == 27 and set(per_intent.values()) == {5}, name
+        texts = {text.lower() for text, _ in rows}
+        assert len(texts) == len(rows) and not texts & seen, name
+        seen |= texts
+        assert not [t for t, _ in rows if t.lower().endswith(bitext_endings)], name
+
+
+def test_requests_that_report_trouble_or_swear_are_not_counted_as_plainly_neutral() -> None:
+    assert reports_trouble("my online account was hacked, help me recover it")
+    assert reports_trouble("I can't find my bills, how do I view them?")
+    assert reports_trouble("i cant understand you, how do i contact a person?")
+    assert not reports_trouble("I want to cancel my order, can you help me?")
+    assert not reports_trouble("how do I recover my password?")

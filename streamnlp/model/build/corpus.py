@@ -10,7 +10,8 @@ dominates. Selection splits come in two kinds and are reported side by side:
   templates held out (a random row of a templated set is a near-copy of a training row and says nothing
   about rephrasing), and requests written for this project in other words than Bitext's
   (``written/ecommerce_requests.csv``: the model's ancestors trained on every Bitext row, so held-out
-  Bitext phrasings read near 100% and cannot show how the head reads a customer's own words).
+  Bitext phrasings read near 100% and cannot show how the head reads a customer's own words; a second
+  set, ``written/ecommerce_requests_b.csv``, so that no one 135-row set decides alone).
 
 Plain requests teach ``neutral``: intent utterances from the assistant and support sets that a sentiment
 lexicon finds no sentiment in (a complaint such as "this is ridiculous, where is my card" is left out,
@@ -115,6 +116,12 @@ _ASKS = re.compile(
 )
 # A lexicon compound score inside this band counts as "no sentiment" for the plain-request neutral set.
 PLAIN_BAND = 0.05
+# Words that report trouble or swear, which the lexicon misses ("my account was hacked, help me recover
+# it", "I can't find my bills"): such a request is not plainly neutral, so the held-out neutral split
+# leaves it out rather than count a negative reading as a miss.
+_TROUBLE = re.compile(
+    r"\b(hack\w*|stolen|compromis\w*|can'?t|cannot|unable|fuck\w*|shit\w*|damn\w*|crap\w*)\b", re.IGNORECASE
+)
 DEFAULT_PER_EPOCH: dict[str, int] = {
     "semeval": 15000,
     "goemotions": 12000,
@@ -312,6 +319,11 @@ def plain_requests(texts: Sequence[str]) -> list[str]:
     return [t for t in texts if abs(vader.polarity_scores(t)["compound"]) < PLAIN_BAND]
 
 
+def reports_trouble(text: str) -> bool:
+    """Whether a request reports trouble or swears in words the lexicon misses (``_TROUBLE``)."""
+    return _TROUBLE.search(text) is not None
+
+
 def problem_statements(rows: Sequence[tuple[str, str]]) -> list[str]:
     """Utterances of problem-report intents that state the problem rather than ask how to report it:
     the complaints a lexicon misses ("I have a duplicate charge"), taught as negative."""
@@ -401,7 +413,8 @@ def load_corpus(data_dir: Path, seed: int = 13, per_epoch: dict[str, int] | None
         + requests(clinc)
         + requests(hwu_train, _HWU_NOT_PLAIN)
     )
-    plain_held = plain_requests(requests(bitext_templates))
+    # The training rows stay as they were (their stored soft labels are keyed on exactly these rows).
+    plain_held = [t for t in plain_requests(requests(bitext_templates)) if not reports_trouble(t)]
     problems = (
         problem_statements(bitext_train) + problem_statements(banking_train) + problem_statements(clinc)
     )
@@ -536,6 +549,14 @@ def load_corpus(data_dir: Path, seed: int = 13, per_epoch: dict[str, int] | None
             "ecommerce_written",
             "intent_ecommerce",
             read_labelled_rows(WRITTEN_DIR / "ecommerce_requests.csv"),
+            heads["intent_ecommerce"],
+            oos=True,
+            metric="accuracy",
+        ),
+        "ecommerce_written_b": sel(
+            "ecommerce_written_b",
+            "intent_ecommerce",
+            read_labelled_rows(WRITTEN_DIR / "ecommerce_requests_b.csv"),
             heads["intent_ecommerce"],
             oos=True,
             metric="accuracy",
