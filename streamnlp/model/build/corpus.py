@@ -37,6 +37,7 @@ from streamnlp.model.evaluate import read_labelled_rows
 
 SENTIMENT = ["negative", "neutral", "positive"]
 BINARY = ("negative", "positive")  # sources without a neutral class train only these two logits
+BINARY_COLUMNS = [SENTIMENT.index(label) for label in BINARY]  # their columns in the sentiment head
 # TweetEval's emotions as sentiment (an emotion missing here is left out).
 _EMOTION_TO_SENTIMENT = {
     "joy": "positive",

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from streamnlp.model.build.corpus import BINARY, SENTIMENT, Corpus, Selection, Source, draw
+from streamnlp.model.build.corpus import BINARY_COLUMNS, Corpus, Source, draw
 from streamnlp.model.build.network import MultiHeadClassifier
+from streamnlp.model.build.selection import selection_summary
 from streamnlp.model.build.state import BEST, LATEST, PROGRESS
-from streamnlp.model.metrics import OOS, score
 from streamnlp.model.runtime import length_sorted_batches, pad
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,6 @@ Encode = Callable[[Sequence[str]], list[list[int]]]
 # What a run trains: the student (``network.MultiHeadClassifier``) or the teacher (``mpnet.MPNetClassifier``);
 # both have ``heads`` (a ModuleDict of Linear) and ``forward(ids, mask) -> (logits per head, states)``.
 Classifier = torch.nn.Module
-BINARY_COLUMNS = [SENTIMENT.index(label) for label in BINARY]
 
 
 @dataclass(frozen=True)
@@ -260,38 +259,22 @@ def head_logits(
     return out
 
 
-def selection_value(sel: Selection, labels: Sequence[str], logits: np.ndarray) -> float:
-    """The one number a selection split contributes (its ``metric``) from the head's logits."""
-    if sel.metric == "binary_accuracy":
-        pred = np.asarray(BINARY_COLUMNS)[logits[:, BINARY_COLUMNS].argmax(-1)]
-        return float((pred == np.asarray(sel.labels)).mean())
-    pred = logits.argmax(-1)
-    if sel.metric in ("neutral_rate", "negative_rate"):
-        return float((pred == SENTIMENT.index(sel.metric.removesuffix("_rate"))).mean())
-    report = score([labels[i] for i in sel.labels], [labels[i] for i in pred])
-    if sel.metric == "in_scope_accuracy":
-        return float(report.in_scope_accuracy or 0.0) if OOS in labels else report.accuracy
-    return float(getattr(report, sel.metric))
+def selection_logits(
+    model: Classifier, corpus: Corpus, encode: Encode, bf16: bool = False
+) -> dict[str, np.ndarray]:
+    """Each selection split's head logits: computed once, so splits can be scored (and resampled) apart."""
+    return {
+        name: head_logits(model, encode(sel.texts), sel.head, bf16=bf16)
+        for name, sel in corpus.selections.items()
+    }
 
 
 def evaluate_selection(
     model: Classifier, corpus: Corpus, encode: Encode, bf16: bool = False
 ) -> dict[str, object]:
-    """Every selection split's metric, the in-source and out-of-source means, and ``score``: the mean of
-    all splits, the number checkpoints are chosen by. ``encode`` should cut at the runtime's max length,
+    """``selection_summary`` of the model's logits. ``encode`` should cut at the runtime's max length,
     so that selection sees what the worker will."""
-    values: dict[str, float] = {}
-    for name, sel in corpus.selections.items():
-        logits = head_logits(model, encode(sel.texts), sel.head, bf16=bf16)
-        values[name] = round(selection_value(sel, corpus.heads[sel.head], logits), 4)
-    oos = [v for n, v in values.items() if corpus.selections[n].out_of_source]
-    ins = [v for n, v in values.items() if not corpus.selections[n].out_of_source]
-    return {
-        "splits": values,
-        "out_of_source_mean": round(float(np.mean(oos)), 4),
-        "in_source_mean": round(float(np.mean(ins)), 4),
-        "score": round(float(np.mean(list(values.values()))), 4),
-    }
+    return selection_summary(corpus, selection_logits(model, corpus, encode, bf16))
 
 
 # --- state -------------------------------------------------------------------------------------------

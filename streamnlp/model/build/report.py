@@ -113,8 +113,8 @@ def teacher_report(
 ) -> dict[str, object]:
     """The fine-tuned sentiment teacher (torch) on the sentiment eval sets, scored as the student is:
     what the soft labels could pass on at most."""
-    from streamnlp.model.build.corpus import SENTIMENT
-    from streamnlp.model.build.finetune import BINARY_COLUMNS, head_logits
+    from streamnlp.model.build.corpus import BINARY_COLUMNS, SENTIMENT
+    from streamnlp.model.build.finetune import head_logits
 
     out: dict[str, object] = {}
     for file, head in EVAL_SETS.items():

@@ -675,6 +675,96 @@ def soup_cmd(
     click.echo(f"wrote {state_dir} in {(time.monotonic() - started) / 60:.1f} min", err=True)
 
 
+@cli.command("compare")
+@_data_dir
+@_init
+@click.argument("reference", metavar="REFERENCE")
+@click.argument("candidates", nargs=-1, required=True, metavar="[NAME=]WEIGHTS[+WEIGHTS...]...")
+@click.option("--samples", type=int, default=1000, show_default=True, help="Paired resamples per split.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--level", type=float, default=0.95, show_default=True, help="Central interval's coverage.")
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    metavar="NAME=SPLIT,SPLIT...",
+    help="Also the mean over these selection splits (a rule's own group of splits).",
+)
+@click.option("--work-dir", type=click.Path(path_type=Path), default=Path("build/compare"), show_default=True)
+@_threads
+def compare_cmd(
+    data_dir: Path,
+    init: Path,
+    reference: str,
+    candidates: tuple[str, ...],
+    samples: int,
+    seed: int,
+    level: float,
+    groups: tuple[str, ...],
+    work_dir: Path,
+    threads: int,
+) -> None:
+    """Score REFERENCE and each candidate on the selection splits and say, per split and per mean, whether
+    the difference is more than resampling noise (a paired bootstrap over each split's rows).
+
+    Each WEIGHTS is a run's state folder or a compact weights file; several joined by '+' are scored as
+    their uniform mean (a soup, without writing it). A verdict is 'higher' or 'lower' only when the whole
+    interval lies on that side of zero. Write the rule a version must pass before running this.
+    """
+    from streamnlp.model.build.selection import format_table, paired_bootstrap, parse_group
+    from streamnlp.model.build.soup import mean_weights, parse_ingredient, read_weights, write_weights
+
+    if not 0 < level < 1 or samples < 100:
+        raise click.UsageError("--level must lie between 0 and 1 and --samples be at least 100")
+    try:
+        named = {}
+        for spec in (reference, *candidates):
+            name, sep, paths = spec.partition("=")
+            if not sep:
+                name, paths = "", spec
+            parts = [parse_ingredient(p) for p in paths.split("+")]
+            named[name or "+".join(p.name for p in parts)] = [p.weights for p in parts]
+        if len(named) != 1 + len(candidates):
+            raise ValueError("two of the weights share a name: give NAME=WEIGHTS")
+        extra = dict(parse_group(g) for g in groups)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    run = prepare(data_dir, init, work_dir / "state", work_dir, threads)
+    from streamnlp.model.build.finetune import load_compact, selection_logits
+    from streamnlp.model.build.selection import mean_groups
+
+    try:
+        mean_groups(run.corpus, extra)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    logits = {}
+    for i, (name, paths) in enumerate(named.items()):
+        weights = paths[0]
+        if len(paths) > 1:
+            weights = work_dir / "mean.safetensors"
+            write_weights(mean_weights([read_weights(p) for p in paths]), weights)
+        load_compact(run.model, weights)
+        logits[name] = selection_logits(run.model, run.corpus, run.encode_eval)
+        click.echo(f"[{i + 1}/{len(named)}] scored {name}", err=True)
+    ref_name, *names = named
+    for name in names:
+        try:
+            table = paired_bootstrap(
+                run.corpus,
+                logits[ref_name],
+                logits[name],
+                groups=extra,
+                samples=samples,
+                seed=seed,
+                level=level,
+            )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"\n{name} against {ref_name} (points; {samples} paired resamples)")
+        click.echo(format_table(table, level))
+
+
 @cli.command("ship")
 @_data_dir
 @_eval_dir

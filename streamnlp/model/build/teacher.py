@@ -179,7 +179,8 @@ def label_sources(
     (a source already labelled for the same rows is skipped, so an interrupted labelling resumes).
     Returns each source's agreement with its own labels (binary sources on their two columns); a source
     labelled by the teacher alone has none."""
-    from streamnlp.model.build.finetune import BINARY_COLUMNS, head_logits
+    from streamnlp.model.build.corpus import BINARY_COLUMNS
+    from streamnlp.model.build.finetune import head_logits
 
     agreement: dict[str, float] = {}
     for name, src in corpus.sources.items():
