@@ -222,13 +222,14 @@ def test_written_ecommerce_requests_cover_every_intent_evenly_in_words_of_their_
     kin are how Bitext's rows open and close)."""
     from collections import Counter
 
-    from streamnlp.model.build.corpus import WRITTEN_DIR
+    from streamnlp.model.build.corpus import WRITTEN_DIR, WRITTEN_SPLITS
     from streamnlp.model.evaluate import read_labelled_rows
 
     probe = Path(__file__).parents[2] / "bench" / "probes" / "ecommerce_rephrased.csv"
     seen = {text.lower() for text, _ in read_labelled_rows(probe)}
     bitext_endings = ("what can i do?", "what should i do?", "what do i have to do?", "can you help me?")
-    for name in ("ecommerce_requests.csv", "ecommerce_requests_b.csv"):
+    assert len(WRITTEN_SPLITS) == 2
+    for name in WRITTEN_SPLITS.values():
         rows = read_labelled_rows(WRITTEN_DIR / name)
         per_intent = Counter(label for _, label in rows)
         assert len(per_intent) == 27 and set(per_intent.values()) == {5}, name

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from streamnlp.model.build.card import recipe_text
-from streamnlp.model.build.soup import mean_weights, parse_ingredient, read_weights, write_weights
+from streamnlp.model.build.soup import mean_weights, parse_ingredient, parse_mean, read_weights, write_weights
 
 
 def _weights(seed: int, **shapes: tuple[int, ...]) -> dict[str, np.ndarray]:
@@ -79,6 +79,18 @@ def test_an_ingredient_is_a_state_folder_or_a_weights_file_named_after_it(tmp_pa
         parse_ingredient(str(tmp_path))
     with pytest.raises(ValueError, match="no such weights file"):
         parse_ingredient(str(tmp_path / "missing.safetensors"))
+
+
+def test_a_mean_to_compare_is_one_or_several_weights_joined_by_plus(tmp_path: Path) -> None:
+    for n in (5, 6):
+        write_weights(_weights(n), tmp_path / f"run{n}.safetensors")
+    a, b = tmp_path / "run5.safetensors", tmp_path / "run6.safetensors"
+    name, parts = parse_mean(f"{a}+{b}")
+    assert name == "run5+run6" and [p.weights for p in parts] == [a, b]
+    name, parts = parse_mean(f"shipped={a}")
+    assert name == "shipped" and [p.weights for p in parts] == [a]
+    with pytest.raises(ValueError, match="no such weights file"):
+        parse_mean(f"x={a}+{tmp_path / 'missing.safetensors'}")
 
 
 def test_the_soup_command_refuses_runs_that_are_not_the_same_model_before_writing(tmp_path: Path) -> None:

@@ -150,6 +150,10 @@ PASSAGE_WORDS = 35  # a medical note's passage: whole sentences up to this many 
 MIXED_REQUESTS = 20_000  # Bitext training rows with content words swapped (``augment.swap_content``)
 SENTENCE_WORDS = 12  # an SST-2 row this long is (nearly always) a whole review sentence, not a phrase
 WRITTEN_DIR = Path(__file__).parent / "written"  # selection splits written for the project (no data set)
+WRITTEN_SPLITS = {  # out-of-source e-commerce selection splits written for the project: name -> file
+    "ecommerce_written": "ecommerce_requests.csv",
+    "ecommerce_written_b": "ecommerce_requests_b.csv",
+}
 
 # Function words: what stays of an utterance when its content words are dropped is its phrasing template.
 _FUNCTION_WORDS = frozenset(
@@ -546,22 +550,17 @@ def load_corpus(data_dir: Path, seed: int = 13, per_epoch: dict[str, int] | None
             oos=True,
             metric="accuracy",
         ),
-        "ecommerce_written": sel(
-            "ecommerce_written",
-            "intent_ecommerce",
-            read_labelled_rows(WRITTEN_DIR / "ecommerce_requests.csv"),
-            heads["intent_ecommerce"],
-            oos=True,
-            metric="accuracy",
-        ),
-        "ecommerce_written_b": sel(
-            "ecommerce_written_b",
-            "intent_ecommerce",
-            read_labelled_rows(WRITTEN_DIR / "ecommerce_requests_b.csv"),
-            heads["intent_ecommerce"],
-            oos=True,
-            metric="accuracy",
-        ),
+        **{
+            name: sel(
+                name,
+                "intent_ecommerce",
+                read_labelled_rows(WRITTEN_DIR / file),
+                heads["intent_ecommerce"],
+                oos=True,
+                metric="accuracy",
+            )
+            for name, file in WRITTEN_SPLITS.items()
+        },
         "goemotions_dev": sel(
             "goemotions_dev", "sentiment", goemo_dev, SENTIMENT, oos=False, metric="macro_f1"
         ),

@@ -712,18 +712,14 @@ def compare_cmd(
     interval lies on that side of zero. Write the rule a version must pass before running this.
     """
     from streamnlp.model.build.selection import format_table, paired_bootstrap, parse_group
-    from streamnlp.model.build.soup import mean_weights, parse_ingredient, read_weights, write_weights
+    from streamnlp.model.build.soup import mean_weights, parse_mean, read_weights, write_weights
 
     if not 0 < level < 1 or samples < 100:
         raise click.UsageError("--level must lie between 0 and 1 and --samples be at least 100")
     try:
-        named = {}
-        for spec in (reference, *candidates):
-            name, sep, paths = spec.partition("=")
-            if not sep:
-                name, paths = "", spec
-            parts = [parse_ingredient(p) for p in paths.split("+")]
-            named[name or "+".join(p.name for p in parts)] = [p.weights for p in parts]
+        named = {
+            name: [p.weights for p in parts] for name, parts in map(parse_mean, (reference, *candidates))
+        }
         if len(named) != 1 + len(candidates):
             raise ValueError("two of the weights share a name: give NAME=WEIGHTS")
         extra = dict(parse_group(g) for g in groups)
@@ -749,18 +745,9 @@ def compare_cmd(
         click.echo(f"[{i + 1}/{len(named)}] scored {name}", err=True)
     ref_name, *names = named
     for name in names:
-        try:
-            table = paired_bootstrap(
-                run.corpus,
-                logits[ref_name],
-                logits[name],
-                groups=extra,
-                samples=samples,
-                seed=seed,
-                level=level,
-            )
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from exc
+        table = paired_bootstrap(
+            run.corpus, logits[ref_name], logits[name], groups=extra, samples=samples, seed=seed, level=level
+        )
         click.echo(f"\n{name} against {ref_name} (points; {samples} paired resamples)")
         click.echo(format_table(table, level))
 

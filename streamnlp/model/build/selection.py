@@ -105,7 +105,8 @@ def paired_bootstrap(
     level: float = 0.95,
 ) -> dict[str, Difference]:
     """Per split (and per mean: ``out_of_source_mean``, ``in_source_mean``, ``score`` and each of
-    ``groups``), the two values on all rows and the ``level`` interval of the candidate-minus-reference
+    ``groups``), the two values on all rows (rounded as ``selection_summary`` rounds them, so the means
+    match what ``train`` and ``soup`` print) and the ``level`` interval of the candidate-minus-reference
     difference over ``samples`` paired resamples. ``reference``/``candidate`` map split -> head logits."""
     names = list(corpus.selections)
     means = mean_groups(corpus, groups)
@@ -116,7 +117,9 @@ def paired_bootstrap(
         sel = corpus.selections[name]
         labels = corpus.heads[sel.head]
         gold = np.asarray(sel.labels)
-        full[:, j] = [selection_value(sel, labels, logits[name]) for logits in (reference, candidate)]
+        full[:, j] = [
+            round(selection_value(sel, labels, logits[name]), 4) for logits in (reference, candidate)
+        ]
         for r in range(samples):
             idx = rng.integers(0, len(gold), len(gold))
             part = replace(sel, texts=[], labels=gold[idx].tolist())

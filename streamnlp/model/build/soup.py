@@ -49,6 +49,16 @@ def parse_ingredient(spec: str) -> Ingredient:
     return Ingredient(name or path.stem, path)
 
 
+def parse_mean(spec: str) -> tuple[str, list[Ingredient]]:
+    """``[NAME=]PATH[+PATH...]``: one set of weights, or several to be averaged; without NAME it is named
+    after its parts, joined by '+'."""
+    name, sep, paths = spec.partition("=")
+    if not sep:
+        name, paths = "", spec
+    parts = [parse_ingredient(p) for p in paths.split("+")]
+    return name or "+".join(p.name for p in parts), parts
+
+
 def mean_weights(ingredients: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """The element-wise mean of every tensor, computed in fp32 and returned in each tensor's own dtype.
 
