@@ -43,13 +43,19 @@ def selection_summary(corpus: Corpus, logits: Mapping[str, np.ndarray]) -> dict[
         name: round(selection_value(sel, corpus.heads[sel.head], logits[name]), 4)
         for name, sel in corpus.selections.items()
     }
-    oos = [v for n, v in values.items() if corpus.selections[n].out_of_source]
-    ins = [v for n, v in values.items() if not corpus.selections[n].out_of_source]
+    means = {
+        k: round(float(np.mean([values[n] for n in members])), 4) for k, members in _means(corpus).items()
+    }
+    return {"splits": values, **means}
+
+
+def _means(corpus: Corpus) -> dict[str, list[str]]:
+    """The splits behind each of the build's means (``out_of_source_mean``, ``in_source_mean``, ``score``)."""
+    names = list(corpus.selections)
     return {
-        "splits": values,
-        "out_of_source_mean": round(float(np.mean(oos)), 4),
-        "in_source_mean": round(float(np.mean(ins)), 4),
-        "score": round(float(np.mean(list(values.values()))), 4),
+        "out_of_source_mean": [n for n in names if corpus.selections[n].out_of_source],
+        "in_source_mean": [n for n in names if not corpus.selections[n].out_of_source],
+        "score": names,
     }
 
 
@@ -81,12 +87,7 @@ def mean_groups(corpus: Corpus, groups: Mapping[str, Sequence[str]] | None = Non
     """The splits behind each mean: the build's three, then ``groups`` (``ValueError`` naming a split
     that is not a selection split, before anything is scored)."""
     names = list(corpus.selections)
-    means = {
-        "out_of_source_mean": [n for n in names if corpus.selections[n].out_of_source],
-        "in_source_mean": [n for n in names if not corpus.selections[n].out_of_source],
-        "score": names,
-        **{k: list(v) for k, v in (groups or {}).items()},
-    }
+    means = _means(corpus) | {k: list(v) for k, v in (groups or {}).items()}
     for group, members in means.items():
         unknown = sorted(set(members) - set(names))
         if unknown or not members:
@@ -111,15 +112,13 @@ def paired_bootstrap(
     names = list(corpus.selections)
     means = mean_groups(corpus, groups)
     rng = np.random.default_rng(seed)
-    full = np.empty((2, len(names)))
+    splits = [selection_summary(corpus, logits)["splits"] for logits in (reference, candidate)]
+    full = np.array([[values[n] for n in names] for values in splits])  # type: ignore[index]
     drawn = np.empty((samples, len(names)))
     for j, name in enumerate(names):
         sel = corpus.selections[name]
         labels = corpus.heads[sel.head]
         gold = np.asarray(sel.labels)
-        full[:, j] = [
-            round(selection_value(sel, labels, logits[name]), 4) for logits in (reference, candidate)
-        ]
         for r in range(samples):
             idx = rng.integers(0, len(gold), len(gold))
             part = replace(sel, texts=[], labels=gold[idx].tolist())
